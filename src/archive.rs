@@ -1,0 +1,252 @@
+//! Rotation: moving the active log into the zstd archive, crash-safely.
+//!
+//! The archive, `archive.jsonl.zst`, is a sequence of standard zstd frames,
+//! one per rotation; decompressed in order they are the closed history as
+//! JSON Lines (`zstd -d archive.jsonl.zst --stdout` prints it).
+//!
+//! A rotation of an active log of `M` bytes, when the archive is `A` bytes:
+//!
+//! 1. refresh every registered view (each snapshot now sits at `M`) and
+//!    delete any other snapshot, which could not follow the bytes into the
+//!    archive;
+//! 2. write the intent record `rotation.json` = `{"archive_len":A,"log_len":M}`
+//!    (atomically, directory synced);
+//! 3. append `app.jsonl` as one zstd frame to the archive and sync it;
+//! 4. truncate `app.jsonl` to 0 and sync it;
+//! 5. move every snapshot from offset `M` to offset 0;
+//! 6. remove the intent record (directory synced).
+//!
+//! On open, an intent record left by a crash is resolved: if `app.jsonl`
+//! still has its `M` bytes, the rotation is rolled back (the archive is cut
+//! back to `A` bytes, dropping any partial frame); if it is empty, step 3
+//! had completed and the rotation is rolled forward (steps 5 and 6). Either
+//! way no event is lost or duplicated.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, Read};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::durable;
+use crate::error::{Error, IoContext, Result};
+use crate::log::EventLog;
+use crate::reader::{ArchiveLines, Lines, READ_BUF};
+use crate::snapshot;
+
+/// File name of the archive inside the data directory.
+pub(crate) const ARCHIVE_FILE: &str = "archive.jsonl.zst";
+/// File name of the rotation intent record inside the data directory.
+pub(crate) const INTENT_FILE: &str = "rotation.json";
+/// zstd compression level of archive frames.
+const LEVEL: i32 = 3;
+
+/// What a rotation in progress is about to do; see the module docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Intent {
+    /// Length of the archive before the rotation.
+    archive_len: u64,
+    /// Length of the active log being rotated.
+    log_len: u64,
+}
+
+/// Opens the first `len` bytes of the archive as a stream of lines;
+/// `None` when there is no archive yet.
+pub(crate) fn open_lines(path: &Path, len: u64) -> Result<Option<ArchiveLines>> {
+    if len == 0 {
+        return Ok(None);
+    }
+    let file = File::open(path).at(path)?;
+    let compressed = BufReader::with_capacity(READ_BUF, file.take(len));
+    let decoder = zstd::Decoder::with_buffer(compressed).at(path)?;
+    Ok(Some(Lines::new(
+        BufReader::with_capacity(READ_BUF, decoder),
+        path.to_path_buf(),
+        0,
+        None,
+        " (offset in the decompressed archive)",
+    )))
+}
+
+/// Length of the file at `path`, 0 if it does not exist.
+pub(crate) fn file_len(path: &Path) -> Result<u64> {
+    match fs::metadata(path) {
+        Ok(m) => Ok(m.len()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(e).at(path),
+    }
+}
+
+impl EventLog {
+    /// Moves the active log into the compressed archive.
+    ///
+    /// Step by step: every registered view is refreshed (so each snapshot
+    /// has consumed the whole active log); the active log is compressed as
+    /// one zstd frame and appended to `archive.jsonl.zst`, which is created
+    /// on the first rotation and synced; `app.jsonl` is truncated to zero
+    /// bytes; every snapshot's offset is reset to 0. An intent record makes
+    /// each step recoverable: after a crash, the next open finishes or
+    /// undoes the rotation, so that no event is lost or duplicated.
+    ///
+    /// Views' states do not change. A snapshot of a view that is *not*
+    /// registered with this log cannot follow its events into the archive:
+    /// it is deleted, and that view replays the archive when next used.
+    ///
+    /// The call blocks until everything is on disk. With an empty active
+    /// log it does nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::{Event, EventLog};
+    /// use serde_json::json;
+    ///
+    /// fn count(n: u64, _: &Event) -> u64 { n + 1 }
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let mut log = EventLog::builder(dir.path()).view::<u64>("count", count).open()?;
+    /// log.append(&Event::new("ping", json!(null)))?;
+    /// log.rotate()?;
+    /// assert_eq!(std::fs::metadata(dir.path().join("app.jsonl"))?.len(), 0);
+    /// assert!(dir.path().join("archive.jsonl.zst").exists());
+    /// assert_eq!(*log.view::<u64>("count")?, 1);
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Any error of [`refresh_all`](EventLog::refresh_all), which leaves the
+    /// files as they were. An [`Error::Io`] once the archive is being
+    /// written leaves the rotation half done on disk: the log is then
+    /// [poisoned](Error::Poisoned) and the next open completes or undoes it.
+    pub fn rotate(&mut self) -> Result<()> {
+        self.check_usable()?;
+        if self.len == 0 {
+            return Ok(());
+        }
+        self.refresh_all()?;
+        snapshot::prune_before_rotation(&self.views_dir, self.len)?;
+        let result = self.move_to_archive();
+        if result.is_err() {
+            self.poisoned = Some(self.log_path.clone());
+        }
+        result
+    }
+
+    /// Steps 2 to 6 of a rotation (see the module docs).
+    fn move_to_archive(&mut self) -> Result<()> {
+        let intent = Intent {
+            archive_len: self.archive_len,
+            log_len: self.len,
+        };
+        let intent_path = self.dir.join(INTENT_FILE);
+        let record = serde_json::to_vec(&intent).expect("two integers serialize");
+        durable::write_atomic(&intent_path, &record)?;
+
+        let archive = durable::open_append(&self.archive_path)?;
+        let source = File::open(&self.log_path).at(&self.log_path)?;
+        let mut encoder = zstd::Encoder::new(&archive, LEVEL).at(&self.archive_path)?;
+        encoder.include_contentsize(true).at(&self.archive_path)?;
+        encoder
+            .set_pledged_src_size(Some(self.len))
+            .at(&self.archive_path)?;
+        let copied = io::copy(
+            &mut BufReader::with_capacity(READ_BUF, source.take(self.len)),
+            &mut encoder,
+        )
+        .at(&self.archive_path)?;
+        if copied != self.len {
+            return Err(Error::corrupt(
+                &self.log_path,
+                copied,
+                format!(
+                    "the file is shorter than the {} bytes it held at rotation",
+                    self.len
+                ),
+            ));
+        }
+        encoder.finish().at(&self.archive_path)?;
+        archive.sync_all().at(&self.archive_path)?;
+        let archive_len = archive.metadata().at(&self.archive_path)?.len();
+
+        self.file.set_len(0).at(&self.log_path)?;
+        self.file.sync_all().at(&self.log_path)?;
+        self.len = 0;
+        self.archive_len = archive_len;
+
+        snapshot::shift_after_rotation(&self.views_dir, intent.log_len)?;
+        for view in &mut self.views {
+            view.rotated(archive_len);
+        }
+        durable::remove_file(&intent_path)
+    }
+}
+
+/// Resolves a rotation that a crash interrupted, if its intent record is
+/// there; see the module docs. Runs on open, before anything else reads
+/// the log or the archive.
+pub(crate) fn recover(dir: &Path, log_path: &Path, views_dir: &Path) -> Result<()> {
+    let intent_path = dir.join(INTENT_FILE);
+    let record = match fs::read(&intent_path) {
+        Ok(record) => record,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(&intent_path, e)),
+    };
+    let intent: Intent = serde_json::from_slice(&record)
+        .map_err(|e| snapshot::json_error(&intent_path, &record, &e))?;
+    let archive_path = dir.join(ARCHIVE_FILE);
+    let log_len = file_len(log_path)?;
+    let archive_len = file_len(&archive_path)?;
+
+    if log_len == intent.log_len && intent.log_len > 0 {
+        // The active log was not truncated: undo the archive append.
+        if archive_len < intent.archive_len {
+            return Err(Error::corrupt(
+                &archive_path,
+                archive_len,
+                format!(
+                    "the archive is shorter than the {} bytes recorded in {}",
+                    intent.archive_len, INTENT_FILE
+                ),
+            ));
+        }
+        if intent.archive_len == 0 {
+            durable::remove_file(&archive_path)?;
+        } else if archive_len > intent.archive_len {
+            let archive = OpenOptions::new()
+                .write(true)
+                .open(&archive_path)
+                .at(&archive_path)?;
+            archive.set_len(intent.archive_len).at(&archive_path)?;
+            archive.sync_all().at(&archive_path)?;
+        }
+        ::log::warn!(
+            "eventfold: rolled back a rotation interrupted before {} was truncated",
+            log_path.display()
+        );
+    } else if log_len == 0 && intent.log_len > 0 {
+        // The frame was complete and synced before the truncation.
+        if archive_len <= intent.archive_len {
+            return Err(Error::corrupt(
+                &archive_path,
+                archive_len,
+                format!(
+                    "the active log was rotated but the archive did not grow past {} bytes",
+                    intent.archive_len
+                ),
+            ));
+        }
+        snapshot::shift_after_rotation(views_dir, intent.log_len)?;
+        ::log::warn!("eventfold: completed a rotation interrupted after the archive was written");
+    } else {
+        return Err(Error::corrupt(
+            log_path,
+            log_len,
+            format!(
+                "{INTENT_FILE} records a rotation of {} bytes, but the active log is neither that long nor empty",
+                intent.log_len
+            ),
+        ));
+    }
+    durable::remove_file(&intent_path)
+}

@@ -1,0 +1,209 @@
+//! The crate's single error type.
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// The result type of every fallible eventfold operation.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Everything that can go wrong in eventfold.
+///
+/// Each variant carries the context a person needs to act on it: the file,
+/// the byte offset, the view name. The [`Display`](fmt::Display) text is
+/// written to be shown to people as it is.
+///
+/// # Examples
+///
+/// Telling a locked directory apart from other failures:
+///
+/// ```
+/// use eventfold::{Error, EventLog};
+///
+/// # let dir = tempfile::tempdir()?;
+/// let _first = EventLog::open(dir.path())?;
+/// match EventLog::open(dir.path()) {
+///     Err(Error::Locked { path }) => println!("another writer holds {}", path.display()),
+///     Err(other) => return Err(other),
+///     Ok(_) => unreachable!("the directory is locked"),
+/// }
+/// # Ok::<(), eventfold::Error>(())
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// An operating-system I/O call failed.
+    Io {
+        /// The file or directory being worked on, when known.
+        path: Option<PathBuf>,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// A file holds bytes that are not what eventfold wrote there.
+    ///
+    /// Reading stops here rather than skipping data: the log, the archive
+    /// and the rotation record are never silently repaired.
+    Corrupt {
+        /// The damaged file.
+        path: PathBuf,
+        /// Byte offset of the damage. For the archive, see `detail`: it
+        /// says whether the offset is in the compressed file or in the
+        /// decompressed stream.
+        offset: u64,
+        /// What is wrong at that place.
+        detail: String,
+    },
+    /// Another [`EventLog`](crate::EventLog), in this process or another,
+    /// already has the directory open.
+    Locked {
+        /// The lock file that is held.
+        path: PathBuf,
+    },
+    /// An earlier write or sync failed, so the log no longer knows what is
+    /// on disk; it refuses to write until it is reopened.
+    Poisoned {
+        /// The file whose write or sync failed.
+        path: PathBuf,
+    },
+    /// No view of this name is registered with the log.
+    UnknownView {
+        /// The name asked for.
+        name: String,
+    },
+    /// The view exists, but its state has another type than the one asked for.
+    ViewTypeMismatch {
+        /// The view's name.
+        name: String,
+        /// The state type the caller asked for.
+        requested: &'static str,
+        /// The state type the view was registered with.
+        registered: &'static str,
+    },
+    /// A view name that cannot be used as a file name inside `views/`.
+    InvalidViewName {
+        /// The rejected name.
+        name: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+    /// Two views were registered under the same name.
+    DuplicateView {
+        /// The name registered twice.
+        name: String,
+    },
+    /// An offset passed to [`EventLog::read_from`](crate::EventLog::read_from)
+    /// that is not the start of a line in the active log.
+    InvalidOffset {
+        /// The active log.
+        path: PathBuf,
+        /// The offset asked for.
+        offset: u64,
+        /// The length of the active log.
+        len: u64,
+    },
+    /// An event or a view state could not be turned into JSON.
+    Serialize {
+        /// What was being serialized.
+        what: String,
+        /// The underlying error.
+        source: serde_json::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(path: &Path, source: io::Error) -> Self {
+        Error::Io {
+            path: Some(path.to_path_buf()),
+            source,
+        }
+    }
+
+    pub(crate) fn corrupt(path: &Path, offset: u64, detail: impl Into<String>) -> Self {
+        Error::Corrupt {
+            path: path.to_path_buf(),
+            offset,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Attaches a path to a bare [`io::Error`].
+pub(crate) trait IoContext<T> {
+    fn at(self, path: &Path) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn at(self, path: &Path) -> Result<T> {
+        self.map_err(|e| Error::io(path, e))
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io {
+                path: Some(path),
+                source,
+            } => write!(f, "I/O error on {}: {source}", path.display()),
+            Error::Io { path: None, source } => write!(f, "I/O error: {source}"),
+            Error::Corrupt {
+                path,
+                offset,
+                detail,
+            } => write!(
+                f,
+                "corrupt data in {} at byte {offset}: {detail}",
+                path.display()
+            ),
+            Error::Locked { path } => write!(
+                f,
+                "the event log is locked by another writer (lock file {})",
+                path.display()
+            ),
+            Error::Poisoned { path } => write!(
+                f,
+                "an earlier write or sync of {} failed; reopen the event log to recover",
+                path.display()
+            ),
+            Error::UnknownView { name } => write!(f, "no view named {name:?} is registered"),
+            Error::ViewTypeMismatch {
+                name,
+                requested,
+                registered,
+            } => write!(
+                f,
+                "view {name:?} holds {registered}, but {requested} was requested"
+            ),
+            Error::InvalidViewName { name, reason } => {
+                write!(f, "invalid view name {name:?}: {reason}")
+            }
+            Error::DuplicateView { name } => {
+                write!(f, "a view named {name:?} is registered twice")
+            }
+            Error::InvalidOffset { path, offset, len } => write!(
+                f,
+                "offset {offset} is not the start of a line in {} (length {len})",
+                path.display()
+            ),
+            Error::Serialize { what, source } => {
+                write!(f, "could not serialize {what} to JSON: {source}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            Error::Serialize { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(source: io::Error) -> Self {
+        Error::Io { path: None, source }
+    }
+}

@@ -1,0 +1,161 @@
+//! The event type and its one-line JSON form.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+/// One fact that happened in the application, as stored in the log.
+///
+/// An event is a type name, arbitrary JSON data and a timestamp. The log has
+/// no opinion about the shape of `data`: it stores what it is given, and
+/// reducers give events their meaning.
+///
+/// In `app.jsonl` an event is exactly one line of compact JSON, with the
+/// type under the key `"type"`:
+///
+/// ```text
+/// {"type":"todo_added","data":{"text":"buy milk"},"ts":1764028800}
+/// ```
+///
+/// # Examples
+///
+/// ```
+/// use eventfold::Event;
+/// use serde_json::json;
+///
+/// let event = Event::new("todo_added", json!({"text": "buy milk"}));
+/// assert_eq!(event.event_type, "todo_added");
+/// assert_eq!(event.data["text"], "buy milk");
+/// assert!(event.ts > 0);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// The kind of event, for example `"todo_added"`. Serialized as `"type"`.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// The event's payload: any JSON value. The log does not validate it.
+    pub data: Value,
+    /// When the event was created, in seconds since the Unix epoch.
+    pub ts: u64,
+}
+
+impl Event {
+    /// Creates an event stamped with the current time.
+    ///
+    /// `ts` is the current Unix time in seconds (0 if the system clock is
+    /// set before 1970).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::Event;
+    /// use serde_json::json;
+    ///
+    /// let event = Event::new("note_tagged", json!({"note": 3, "tag": "home"}));
+    /// assert_eq!(event.data["tag"], "home");
+    /// ```
+    pub fn new(event_type: impl Into<String>, data: Value) -> Self {
+        let ts = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        Event::with_ts(event_type, data, ts)
+    }
+
+    /// Creates an event with an explicit timestamp.
+    ///
+    /// Useful for importing history and for tests that need byte-identical
+    /// events.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::Event;
+    /// use serde_json::json;
+    ///
+    /// let event = Event::with_ts("imported", json!(null), 1_700_000_000);
+    /// assert_eq!(event.ts, 1_700_000_000);
+    /// ```
+    pub fn with_ts(event_type: impl Into<String>, data: Value, ts: u64) -> Self {
+        Event {
+            event_type: event_type.into(),
+            data,
+            ts,
+        }
+    }
+
+    /// Serializes the event as it is stored in the log: compact JSON on one
+    /// line, without the trailing newline.
+    ///
+    /// JSON escapes every control character inside strings, so the result
+    /// never contains a newline, whatever the event holds.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::Event;
+    /// use serde_json::json;
+    ///
+    /// let event = Event::with_ts("note", json!({"text": "two\nlines"}), 7);
+    /// let line = event.to_json_line()?;
+    /// assert_eq!(line, r#"{"type":"note","data":{"text":"two\nlines"},"ts":7}"#);
+    /// assert!(!line.contains('\n'));
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Serialize`] if `data` cannot be written as JSON, which
+    /// cannot happen for a `serde_json::Value` built by serde_json itself.
+    pub fn to_json_line(&self) -> Result<String> {
+        let mut buf = Vec::new();
+        self.write_line(&mut buf)?;
+        buf.pop();
+        // serde_json only ever writes UTF-8.
+        Ok(String::from_utf8(buf).expect("serde_json writes UTF-8"))
+    }
+
+    /// Parses one stored line (without its newline) back into an event.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::Event;
+    ///
+    /// let event = Event::from_json_line(r#"{"type":"x","data":[1,2],"ts":5}"#)?;
+    /// assert_eq!(event.event_type, "x");
+    /// assert_eq!(event.ts, 5);
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The serde_json error if the line is not JSON or lacks `type`, `data`
+    /// or `ts`.
+    pub fn from_json_line(line: &str) -> std::result::Result<Event, serde_json::Error> {
+        serde_json::from_str(line)
+    }
+
+    /// Appends the event's line, newline included, to `buf`.
+    pub(crate) fn write_line(&self, buf: &mut Vec<u8>) -> Result<()> {
+        serde_json::to_writer(&mut *buf, self).map_err(|source| Error::Serialize {
+            what: format!("event of type {:?}", self.event_type),
+            source,
+        })?;
+        buf.push(b'\n');
+        Ok(())
+    }
+}
+
+/// The hash of one stored line (without its newline): xxh3-64.
+pub(crate) fn line_hash(line: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(line)
+}
+
+/// A line hash as snapshots store it: 16 lowercase hex digits.
+pub(crate) fn hash_hex(hash: u64) -> String {
+    format!("{hash:016x}")
+}

@@ -1,0 +1,808 @@
+//! The event log: the data directory, the active log file, the lock and the
+//! registry of views.
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufReader, Read, Seek, Write};
+use std::mem;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::archive::{self, ARCHIVE_FILE};
+use crate::durable;
+use crate::error::{Error, IoContext, Result};
+use crate::event::{Event, hash_hex, line_hash};
+use crate::reader::{
+    self, ActiveLines, ArchiveLines, Lines, READ_BUF, ReadFrom, ReadFull, line_start_before,
+};
+use crate::snapshot::SNAPSHOT_SUFFIX;
+use crate::view::{AnyView, ReduceFn, View};
+
+/// File name of the active log inside the data directory.
+pub(crate) const LOG_FILE: &str = "app.jsonl";
+/// File name of the lock file inside the data directory.
+pub(crate) const LOCK_FILE: &str = "eventfold.lock";
+/// File that keeps the bytes of torn tails cut from the active log.
+pub(crate) const TORN_FILE: &str = "app.jsonl.torn";
+/// Name of the snapshot directory inside the data directory.
+pub(crate) const VIEWS_DIR: &str = "views";
+
+/// An append-only event log in a directory, with its registered views.
+///
+/// The directory holds:
+///
+/// ```text
+/// data/
+///   app.jsonl            active log: one JSON event per line, append-only
+///   archive.jsonl.zst    closed history: one zstd frame per rotation
+///   views/NAME.snapshot.json
+///   eventfold.lock       held while a log is open
+/// ```
+///
+/// Writing is [`append`](EventLog::append); reading is through views, which
+/// fold every event through a reducer ([`view`](EventLog::view) after
+/// [`refresh_all`](EventLog::refresh_all)). Refreshing is always explicit:
+/// `view` does no I/O. Only one `EventLog` may have a directory open at a
+/// time, in any process; a second open gets [`Error::Locked`].
+///
+/// `EventLog` is `Send`: to share it between threads or request handlers,
+/// put it in an `Arc<Mutex<EventLog>>`.
+///
+/// # Examples
+///
+/// ```
+/// use eventfold::{Event, EventLog};
+/// use serde_json::json;
+///
+/// fn count(n: u64, _: &Event) -> u64 { n + 1 }
+///
+/// # let dir = tempfile::tempdir()?;
+/// let mut log = EventLog::builder(dir.path())
+///     .view::<u64>("count", count)
+///     .open()?;
+/// log.append(&Event::new("ping", json!(null)))?;
+/// log.refresh_all()?;
+/// assert_eq!(*log.view::<u64>("count")?, 1);
+/// # Ok::<(), eventfold::Error>(())
+/// ```
+pub struct EventLog {
+    pub(crate) dir: PathBuf,
+    pub(crate) log_path: PathBuf,
+    pub(crate) archive_path: PathBuf,
+    pub(crate) views_dir: PathBuf,
+    /// `app.jsonl`, opened for reading and appending.
+    pub(crate) file: File,
+    /// Bytes of `app.jsonl` written and synced: the acknowledged log.
+    pub(crate) len: u64,
+    /// Bytes of `archive.jsonl.zst`; 0 when there is none.
+    pub(crate) archive_len: u64,
+    pub(crate) max_log_size: u64,
+    pub(crate) views: Vec<Box<dyn AnyView>>,
+    /// Set after a failed write or sync: the file that failed.
+    pub(crate) poisoned: Option<PathBuf>,
+    /// Holds the directory's lock for as long as the log is open.
+    _lock: File,
+    /// Reused serialization buffer for appends.
+    line: Vec<u8>,
+}
+
+/// Configures and opens an [`EventLog`]: the directory, the auto-rotation
+/// threshold and the views to register.
+///
+/// # Examples
+///
+/// ```
+/// use eventfold::{Event, EventLog};
+///
+/// fn count(n: u64, _: &Event) -> u64 { n + 1 }
+/// fn count_pings(n: u64, e: &Event) -> u64 { n + u64::from(e.event_type == "ping") }
+///
+/// # let dir = tempfile::tempdir()?;
+/// let log = EventLog::builder(dir.path())
+///     .max_log_size(10_000_000)
+///     .view::<u64>("all", count)
+///     .view::<u64>("pings", count_pings)
+///     .open()?;
+/// # Ok::<(), eventfold::Error>(())
+/// ```
+#[must_use = "a builder does nothing until open() is called"]
+pub struct EventLogBuilder {
+    dir: PathBuf,
+    max_log_size: u64,
+    views: Vec<Box<dyn AnyView>>,
+    error: Option<Error>,
+}
+
+impl fmt::Debug for EventLogBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventLogBuilder")
+            .field("dir", &self.dir)
+            .field("max_log_size", &self.max_log_size)
+            .field(
+                "views",
+                &self.views.iter().map(|v| v.name()).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl EventLogBuilder {
+    /// Sets the size, in bytes, above which the active log is rotated into
+    /// the archive.
+    ///
+    /// The check happens when the log is opened and at the start of every
+    /// [`append`](EventLog::append): if `app.jsonl` holds more than
+    /// `bytes`, it is rotated first (and that append waits for it). So the
+    /// active log never exceeds the threshold by more than one event, and
+    /// an append that returns an error never wrote its event.
+    ///
+    /// The default is 0, which disables auto-rotation: the active log grows
+    /// until you call [`rotate`](EventLog::rotate) yourself.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::{Event, EventLog};
+    /// use serde_json::json;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let mut log = EventLog::builder(dir.path()).max_log_size(100).open()?;
+    /// for _ in 0..10 {
+    ///     log.append(&Event::new("ping", json!(null)))?;
+    /// }
+    /// assert!(dir.path().join("archive.jsonl.zst").exists());
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    pub fn max_log_size(mut self, bytes: u64) -> Self {
+        self.max_log_size = bytes;
+        self
+    }
+
+    /// Registers a view: a name and a reducer whose state has type `S`.
+    ///
+    /// The view's snapshot is `views/NAME.snapshot.json`. Calls can be
+    /// chained to register several views, each with its own state type.
+    /// A registered view is kept through rotations and refreshed by
+    /// [`refresh_all`](EventLog::refresh_all).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::{Event, EventLog};
+    /// use std::collections::BTreeMap;
+    ///
+    /// fn by_type(mut m: BTreeMap<String, u64>, e: &Event) -> BTreeMap<String, u64> {
+    ///     *m.entry(e.event_type.clone()).or_default() += 1;
+    ///     m
+    /// }
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let log = EventLog::builder(dir.path())
+    ///     .view::<BTreeMap<String, u64>>("by_type", by_type)
+    ///     .open()?;
+    /// assert!(log.view::<BTreeMap<String, u64>>("by_type")?.is_empty());
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    ///
+    /// An invalid or repeated name is reported by [`open`](Self::open).
+    pub fn view<S>(mut self, name: &str, reducer: ReduceFn<S>) -> Self
+    where
+        S: Serialize + DeserializeOwned + Default + Clone + Send + 'static,
+    {
+        if self.error.is_some() {
+            return self;
+        }
+        if self.views.iter().any(|v| v.name() == name) {
+            self.error = Some(Error::DuplicateView {
+                name: name.to_owned(),
+            });
+            return self;
+        }
+        match View::new(name, reducer, self.dir.join(VIEWS_DIR)) {
+            Ok(view) => self.views.push(Box::new(view)),
+            Err(e) => self.error = Some(e),
+        }
+        self
+    }
+
+    /// Opens the log, creating what is missing.
+    ///
+    /// On a new directory this creates the directory, `views/`, `app.jsonl`
+    /// and the lock file, each made durable by syncing its parent
+    /// directory. On an existing one it keeps every file and, in order:
+    /// takes the lock; removes temporary files of interrupted snapshot
+    /// writes; completes or undoes a rotation a crash interrupted; cuts a
+    /// torn last line (a line without its newline, left by a crash in the
+    /// middle of an append) off `app.jsonl`, keeping its bytes in
+    /// `app.jsonl.torn`; loads every registered view's snapshot (checked
+    /// against the log, no event is read). Finally, if the active log is
+    /// larger than [`max_log_size`](Self::max_log_size), it is rotated.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::EventLog;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let data = dir.path().join("data");
+    /// let log = EventLog::builder(&data).open()?;
+    /// assert!(data.join("app.jsonl").exists());
+    /// assert!(data.join("views").is_dir());
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Locked`] if another `EventLog` has the directory open
+    ///   (nothing is touched);
+    /// - [`Error::InvalidViewName`] or [`Error::DuplicateView`] for a bad
+    ///   registration;
+    /// - [`Error::Corrupt`] if an interrupted rotation's record does not
+    ///   match the files;
+    /// - [`Error::Io`] if the directory or a file cannot be created, read,
+    ///   written or synced, or the path is not a directory.
+    pub fn open(self) -> Result<EventLog> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let dir = self.dir;
+        durable::create_dir_all(&dir)?;
+        let lock = lock_dir(&dir)?;
+
+        let views_dir = dir.join(VIEWS_DIR);
+        durable::create_dir_all(&views_dir)?;
+        durable::sweep_tmp(&views_dir, SNAPSHOT_SUFFIX)?;
+        durable::sweep_tmp(&dir, archive::INTENT_FILE)?;
+
+        let log_path = dir.join(LOG_FILE);
+        let archive_path = dir.join(ARCHIVE_FILE);
+        let file = durable::open_append(&log_path)?;
+        archive::recover(&dir, &log_path, &views_dir)?;
+        let len = cut_torn_tail(&file, &log_path, &dir.join(TORN_FILE))?;
+        let archive_len = archive::file_len(&archive_path)?;
+
+        let mut log = EventLog {
+            dir,
+            log_path,
+            archive_path,
+            views_dir,
+            file,
+            len,
+            archive_len,
+            max_log_size: self.max_log_size,
+            views: Vec::new(),
+            poisoned: None,
+            _lock: lock,
+            line: Vec::new(),
+        };
+        let mut views = self.views;
+        for view in &mut views {
+            view.load(&log)?;
+        }
+        log.views = views;
+        if log.needs_rotation() {
+            log.rotate()?;
+        }
+        Ok(log)
+    }
+}
+
+impl EventLog {
+    /// Starts configuring a log in `dir`; see [`EventLogBuilder`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::{Event, EventLog};
+    ///
+    /// fn count(n: u64, _: &Event) -> u64 { n + 1 }
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let log = EventLog::builder(dir.path())
+    ///     .max_log_size(1_000_000)
+    ///     .view::<u64>("count", count)
+    ///     .open()?;
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    pub fn builder(dir: impl AsRef<Path>) -> EventLogBuilder {
+        EventLogBuilder {
+            dir: dir.as_ref().to_path_buf(),
+            max_log_size: 0,
+            views: Vec::new(),
+            error: None,
+        }
+    }
+
+    /// Opens the log in `dir` with no views and no auto-rotation; the same
+    /// as `EventLog::builder(dir).open()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::{Event, EventLog};
+    /// use serde_json::json;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let mut log = EventLog::open(dir.path())?;
+    /// assert_eq!(log.append(&Event::new("hello", json!({})))?, 0);
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`EventLogBuilder::open`].
+    pub fn open(dir: impl AsRef<Path>) -> Result<EventLog> {
+        EventLog::builder(dir).open()
+    }
+
+    /// Appends an event and returns the byte offset in `app.jsonl` where
+    /// its line starts.
+    ///
+    /// The event is written as one line of JSON and synced to disk
+    /// (`fdatasync`) before the call returns: once it returns `Ok`, the
+    /// event survives a process crash or a power loss.
+    ///
+    /// With [`max_log_size`](EventLogBuilder::max_log_size) set, an append
+    /// that finds the active log over the threshold first runs
+    /// [`rotate`](EventLog::rotate), and blocks until it is done. Offsets
+    /// count from the start of the current active log, so they start again
+    /// at 0 after a rotation.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::{Event, EventLog};
+    /// use serde_json::json;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let mut log = EventLog::open(dir.path())?;
+    /// let first = log.append(&Event::with_ts("a", json!(null), 1))?;
+    /// let second = log.append(&Event::with_ts("b", json!(null), 1))?;
+    /// assert_eq!(first, 0);
+    /// assert_eq!(second, 32); // {"type":"a","data":null,"ts":1} and its newline
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the write or the sync fails: the event may or may
+    /// not be on disk, and the log is [poisoned](Error::Poisoned) (every
+    /// later write fails until the log is reopened, which cuts any partial
+    /// line). [`Error::Poisoned`] after such a failure. Errors of
+    /// [`rotate`](EventLog::rotate) when auto-rotation runs; the event is
+    /// then not written.
+    pub fn append(&mut self, event: &Event) -> Result<u64> {
+        self.check_usable()?;
+        if self.needs_rotation() {
+            self.rotate()?;
+        }
+        let mut line = mem::take(&mut self.line);
+        line.clear();
+        let serialized = event.write_line(&mut line);
+        let result = serialized.and_then(|()| self.write_synced(&line));
+        self.line = line;
+        result
+    }
+
+    /// Writes and syncs complete lines; poisons the log on failure.
+    fn write_synced(&mut self, lines: &[u8]) -> Result<u64> {
+        let written = self
+            .file
+            .write_all(lines)
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            self.poisoned = Some(self.log_path.clone());
+            return Err(Error::io(&self.log_path, e));
+        }
+        let offset = self.len;
+        self.len += lines.len() as u64;
+        Ok(offset)
+    }
+
+    /// Reads the events of the active log from `offset` on.
+    ///
+    /// `offset` must be 0 or an offset returned by [`append`](Self::append)
+    /// or by this iterator; the iterator yields `(event, next_offset,
+    /// line_hash)`. This is what views use for an incremental refresh; you
+    /// rarely need it yourself, except to inspect or export recent events.
+    /// Seeking is direct: the bytes before `offset` are not read.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::{Event, EventLog};
+    /// use serde_json::json;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let mut log = EventLog::open(dir.path())?;
+    /// log.append(&Event::new("a", json!(1)))?;
+    /// log.append(&Event::new("b", json!(2)))?;
+    /// let mut offset = 0;
+    /// for item in log.read_from(0)? {
+    ///     let (event, next, _hash) = item?;
+    ///     println!("{} at {offset}", event.event_type);
+    ///     offset = next;
+    /// }
+    /// assert_eq!(log.read_from(offset)?.count(), 0);
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidOffset`] if `offset` is past the end or not at the
+    /// start of a line; [`Error::Io`] if the file cannot be opened. Each
+    /// item is an [`Error::Corrupt`] (naming the byte offset) if its line is
+    /// not a valid event; the iterator ends after an error.
+    pub fn read_from(&self, offset: u64) -> Result<ReadFrom> {
+        if !self.is_line_start(offset)? {
+            return Err(Error::InvalidOffset {
+                path: self.log_path.clone(),
+                offset,
+                len: self.len,
+            });
+        }
+        Ok(ReadFrom::new(self.active_lines(offset)?))
+    }
+
+    /// Reads every event ever appended: the archive's, oldest first, then
+    /// the active log's.
+    ///
+    /// The archive is decompressed as a stream, never held in memory. Views
+    /// use this to build from scratch; use it yourself to export, debug or
+    /// replay history up to a point. Yields `(event, line_hash)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::{Event, EventLog};
+    /// use serde_json::json;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let mut log = EventLog::open(dir.path())?;
+    /// for n in 0..3 {
+    ///     log.append(&Event::new("n", json!(n)))?;
+    /// }
+    /// // Replay only the first two events: the state as it was back then.
+    /// let sum: i64 = log
+    ///     .read_full()?
+    ///     .take(2)
+    ///     .map(|item| item.map(|(event, _)| event.data.as_i64().unwrap_or(0)))
+    ///     .sum::<Result<i64, _>>()?;
+    /// assert_eq!(sum, 1);
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if a file cannot be opened. Each item is an
+    /// [`Error::Corrupt`] if the archive cannot be decompressed or a line is
+    /// not a valid event; the iterator ends after an error.
+    pub fn read_full(&self) -> Result<ReadFull> {
+        Ok(ReadFull::new(self.archive_lines()?, self.active_lines(0)?))
+    }
+
+    /// Refreshes every registered view, in the order they were registered;
+    /// each saves its snapshot if it folded new events.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::{Event, EventLog};
+    /// use serde_json::json;
+    ///
+    /// fn count(n: u64, _: &Event) -> u64 { n + 1 }
+    /// fn sum(n: i64, e: &Event) -> i64 { n + e.data.as_i64().unwrap_or(0) }
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let mut log = EventLog::builder(dir.path())
+    ///     .view::<u64>("count", count)
+    ///     .view::<i64>("sum", sum)
+    ///     .open()?;
+    /// log.append(&Event::new("add", json!(5)))?;
+    /// log.append(&Event::new("add", json!(7)))?;
+    /// log.refresh_all()?;
+    /// assert_eq!(*log.view::<u64>("count")?, 2);
+    /// assert_eq!(*log.view::<i64>("sum")?, 12);
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The first error of [`View::refresh`]; the views refreshed before it
+    /// keep their new state.
+    pub fn refresh_all(&mut self) -> Result<()> {
+        self.check_usable()?;
+        self.with_views(|views, log| views.iter_mut().try_for_each(|v| v.refresh(log)))
+    }
+
+    /// Refreshes one registered view by name; the others are untouched.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::{Event, EventLog};
+    /// use serde_json::json;
+    ///
+    /// fn count(n: u64, _: &Event) -> u64 { n + 1 }
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let mut log = EventLog::builder(dir.path())
+    ///     .view::<u64>("a", count)
+    ///     .view::<u64>("b", count)
+    ///     .open()?;
+    /// log.append(&Event::new("ping", json!(null)))?;
+    /// log.refresh_view("a")?;
+    /// assert_eq!(*log.view::<u64>("a")?, 1);
+    /// assert_eq!(*log.view::<u64>("b")?, 0);
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownView`] if no view has this name; otherwise as for
+    /// [`View::refresh`].
+    pub fn refresh_view(&mut self, name: &str) -> Result<()> {
+        let index = self.view_index(name)?;
+        self.with_views(|views, log| views[index].refresh(log))
+    }
+
+    /// Rebuilds one registered view from the full history; see
+    /// [`View::rebuild`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::{Event, EventLog};
+    /// use serde_json::json;
+    ///
+    /// fn count(n: u64, _: &Event) -> u64 { n + 1 }
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let mut log = EventLog::builder(dir.path()).view::<u64>("count", count).open()?;
+    /// log.append(&Event::new("ping", json!(null)))?;
+    /// log.rebuild_view("count")?;
+    /// assert_eq!(*log.view::<u64>("count")?, 1);
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownView`] if no view has this name; otherwise as for
+    /// [`View::rebuild`].
+    pub fn rebuild_view(&mut self, name: &str) -> Result<()> {
+        let index = self.view_index(name)?;
+        self.with_views(|views, log| views[index].rebuild(log))
+    }
+
+    /// The state of a registered view as of its last refresh (or as loaded
+    /// from its snapshot at open). No I/O: call
+    /// [`refresh_all`](Self::refresh_all) or
+    /// [`refresh_view`](Self::refresh_view) first to include new events.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::{Error, Event, EventLog};
+    ///
+    /// fn count(n: u64, _: &Event) -> u64 { n + 1 }
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let log = EventLog::builder(dir.path()).view::<u64>("count", count).open()?;
+    /// assert_eq!(*log.view::<u64>("count")?, 0);
+    /// assert!(matches!(log.view::<String>("count"), Err(Error::ViewTypeMismatch { .. })));
+    /// assert!(matches!(log.view::<u64>("nope"), Err(Error::UnknownView { .. })));
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownView`] if no view has this name;
+    /// [`Error::ViewTypeMismatch`] if it was registered with another state
+    /// type than `S`.
+    pub fn view<S: 'static>(&self, name: &str) -> Result<&S> {
+        let view = &self.views[self.view_index(name)?];
+        match view.as_any().downcast_ref::<View<S>>() {
+            Some(view) => Ok(view.state()),
+            None => Err(Error::ViewTypeMismatch {
+                name: name.to_owned(),
+                requested: std::any::type_name::<S>(),
+                registered: view.state_type(),
+            }),
+        }
+    }
+
+    /// The data directory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::EventLog;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(dir.path())?;
+    /// assert_eq!(log.dir(), dir.path());
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The number of acknowledged bytes in the active log, `app.jsonl`:
+    /// where the next event will start.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::{Event, EventLog};
+    /// use serde_json::json;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let mut log = EventLog::open(dir.path())?;
+    /// assert_eq!(log.active_len(), 0);
+    /// log.append(&Event::with_ts("a", json!(null), 1))?;
+    /// assert_eq!(log.active_len(), 32);
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    pub fn active_len(&self) -> u64 {
+        self.len
+    }
+
+    /// Fails with [`Error::Poisoned`] after an earlier write failure.
+    pub(crate) fn check_usable(&self) -> Result<()> {
+        match &self.poisoned {
+            Some(path) => Err(Error::Poisoned { path: path.clone() }),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) fn archive_len(&self) -> u64 {
+        self.archive_len
+    }
+
+    fn needs_rotation(&self) -> bool {
+        self.max_log_size > 0 && self.len > self.max_log_size
+    }
+
+    fn view_index(&self, name: &str) -> Result<usize> {
+        self.views
+            .iter()
+            .position(|v| v.name() == name)
+            .ok_or_else(|| Error::UnknownView {
+                name: name.to_owned(),
+            })
+    }
+
+    /// Lends the registry to `f` together with the log, which views need
+    /// to read from.
+    fn with_views<T>(
+        &mut self,
+        f: impl FnOnce(&mut [Box<dyn AnyView>], &EventLog) -> Result<T>,
+    ) -> Result<T> {
+        let mut views = mem::take(&mut self.views);
+        let result = f(&mut views, self);
+        self.views = views;
+        result
+    }
+
+    /// Lines of the active log from `offset` to the acknowledged end.
+    pub(crate) fn active_lines(&self, offset: u64) -> Result<ActiveLines> {
+        let mut file = File::open(&self.log_path).at(&self.log_path)?;
+        file.seek(io::SeekFrom::Start(offset)).at(&self.log_path)?;
+        let reader = BufReader::with_capacity(READ_BUF, file.take(self.len - offset));
+        Ok(Lines::new(
+            reader,
+            self.log_path.clone(),
+            offset,
+            Some(self.len),
+            "",
+        ))
+    }
+
+    /// Lines of the archive, `None` if there is none.
+    pub(crate) fn archive_lines(&self) -> Result<Option<ArchiveLines>> {
+        archive::open_lines(&self.archive_path, self.archive_len)
+    }
+
+    /// Whether `offset` is 0 or just after a newline, within the log.
+    fn is_line_start(&self, offset: u64) -> Result<bool> {
+        if offset == 0 {
+            return Ok(true);
+        }
+        if offset > self.len {
+            return Ok(false);
+        }
+        let mut file = File::open(&self.log_path).at(&self.log_path)?;
+        let byte = reader::read_range(&mut file, offset - 1, offset).at(&self.log_path)?;
+        Ok(byte == b"\n")
+    }
+
+    /// Checks a snapshot's position against the active log: `None` if the
+    /// line ending at `offset` has hash `hash`, or else what is wrong.
+    pub(crate) fn check_position(&self, offset: u64, hash: &str) -> Result<Option<String>> {
+        if offset > self.len {
+            return Ok(Some(format!(
+                "offset {offset} is past the end of {} ({} bytes)",
+                self.log_path.display(),
+                self.len
+            )));
+        }
+        if offset == 0 {
+            return Ok((!hash.is_empty()).then(|| "a hash at offset 0".to_owned()));
+        }
+        if !self.is_line_start(offset)? {
+            return Ok(Some(format!("offset {offset} is not at the end of a line")));
+        }
+        let mut file = File::open(&self.log_path).at(&self.log_path)?;
+        let start = line_start_before(&mut file, offset - 1).at(&self.log_path)?;
+        let line = reader::read_range(&mut file, start, offset - 1).at(&self.log_path)?;
+        let actual = hash_hex(line_hash(&line));
+        Ok((actual != hash).then(|| {
+            format!("the line before offset {offset} has hash {actual}, the snapshot says {hash:?}")
+        }))
+    }
+}
+
+impl fmt::Debug for EventLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventLog")
+            .field("dir", &self.dir)
+            .field("active_len", &self.len)
+            .field("archive_len", &self.archive_len)
+            .field("max_log_size", &self.max_log_size)
+            .field(
+                "views",
+                &self.views.iter().map(|v| v.name()).collect::<Vec<_>>(),
+            )
+            .field("poisoned", &self.poisoned)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Takes the exclusive lock on the directory's lock file.
+fn lock_dir(dir: &Path) -> Result<File> {
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .at(&path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked { path }),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+    }
+}
+
+/// Cuts a torn last line (bytes after the last newline, left by a crash in
+/// the middle of an append) off the active log. Those bytes were never
+/// acknowledged; they are kept, one line per cut, in `torn_path`, synced
+/// before the log is truncated. Returns the log's length afterwards.
+fn cut_torn_tail(file: &File, log_path: &Path, torn_path: &Path) -> Result<u64> {
+    let len = file.metadata().at(log_path)?.len();
+    if len == 0 {
+        return Ok(0);
+    }
+    let mut reader = File::open(log_path).at(log_path)?;
+    let keep = line_start_before(&mut reader, len).at(log_path)?;
+    if keep == len {
+        return Ok(len);
+    }
+    let mut torn = reader::read_range(&mut reader, keep, len).at(log_path)?;
+    torn.push(b'\n');
+    let mut side = durable::open_append(torn_path)?;
+    side.write_all(&torn).at(torn_path)?;
+    side.sync_data().at(torn_path)?;
+    file.set_len(keep).at(log_path)?;
+    file.sync_all().at(log_path)?;
+    ::log::warn!(
+        "eventfold: cut an incomplete last line ({} bytes at offset {keep}) from {}; its bytes are kept in {}",
+        len - keep,
+        log_path.display(),
+        torn_path.display()
+    );
+    Ok(keep)
+}

@@ -1,0 +1,273 @@
+//! Reading events back: line splitting, parsing, hashing, and the public
+//! iterators over the active log and the full history.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Take};
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+use crate::event::{Event, hash_hex, line_hash};
+
+/// Capacity of the read buffers: large enough that a refresh over a big
+/// log makes few system calls.
+pub(crate) const READ_BUF: usize = 64 * 1024;
+
+/// One parsed line.
+pub(crate) struct LineEvent {
+    pub(crate) event: Event,
+    /// Offset just after the line's newline.
+    pub(crate) end: u64,
+    /// [`line_hash`] of the line.
+    pub(crate) hash: u64,
+}
+
+/// Splits a stream of JSON Lines into events, keeping track of byte
+/// positions so that errors can say where they are.
+pub(crate) struct Lines<R> {
+    reader: R,
+    path: PathBuf,
+    /// Position of the next line, in the stream's own bytes.
+    pos: u64,
+    /// For the active log: where the acknowledged bytes end. Reaching the
+    /// end of the file before it means the file shrank under us.
+    end: Option<u64>,
+    /// Words added to error messages to say which bytes `pos` counts.
+    place: &'static str,
+    buf: Vec<u8>,
+}
+
+impl<R: BufRead> Lines<R> {
+    pub(crate) fn new(
+        reader: R,
+        path: PathBuf,
+        pos: u64,
+        end: Option<u64>,
+        place: &'static str,
+    ) -> Self {
+        Lines {
+            reader,
+            path,
+            pos,
+            end,
+            place,
+            buf: Vec::new(),
+        }
+    }
+
+    /// The next event, or `None` at the end of the stream.
+    pub(crate) fn next_event(&mut self) -> Result<Option<LineEvent>> {
+        if self.end.is_some_and(|end| self.pos >= end) {
+            return Ok(None);
+        }
+        self.buf.clear();
+        let n = match self.reader.read_until(b'\n', &mut self.buf) {
+            Ok(n) => n,
+            Err(e) => return Err(self.read_error(e)),
+        };
+        let start = self.pos;
+        if n == 0 {
+            return match self.end {
+                Some(end) => Err(self.corrupt(
+                    start,
+                    format!("the file ends before the {end} bytes acknowledged to writers"),
+                )),
+                None => Ok(None),
+            };
+        }
+        if self.buf.last() != Some(&b'\n') {
+            return Err(self.corrupt(start, "the last line has no newline".to_owned()));
+        }
+        let line = &self.buf[..n - 1];
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return Err(self.corrupt(start, "empty line".to_owned()));
+        }
+        let event: Event = match serde_json::from_slice(line) {
+            Ok(event) => event,
+            Err(e) => {
+                let detail = format!("line is not a valid event: {e}");
+                return Err(self.corrupt(start, detail));
+            }
+        };
+        self.pos += n as u64;
+        Ok(Some(LineEvent {
+            event,
+            end: self.pos,
+            hash: line_hash(line),
+        }))
+    }
+
+    fn corrupt(&self, offset: u64, detail: String) -> Error {
+        Error::corrupt(&self.path, offset, format!("{detail}{}", self.place))
+    }
+
+    /// Decoding errors from zstd arrive as I/O errors of these kinds.
+    fn read_error(&self, e: io::Error) -> Error {
+        match e.kind() {
+            io::ErrorKind::Other | io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof
+                if self.end.is_none() =>
+            {
+                self.corrupt(self.pos, format!("the archive cannot be decompressed: {e}"))
+            }
+            _ => Error::io(&self.path, e),
+        }
+    }
+}
+
+/// Lines of the active log.
+pub(crate) type ActiveLines = Lines<BufReader<Take<File>>>;
+/// Lines of the decompressed archive.
+pub(crate) type ArchiveLines = Lines<BufReader<zstd::Decoder<'static, BufReader<Take<File>>>>>;
+
+/// The iterator returned by [`EventLog::read_from`](crate::EventLog::read_from).
+///
+/// Yields `(event, next_offset, line_hash)`: the event, the byte offset just
+/// after its line (where the next event starts, and the offset a snapshot
+/// records), and the hash of its line as stored in snapshots. It stops after
+/// the first error.
+///
+/// # Examples
+///
+/// ```
+/// use eventfold::{Event, EventLog};
+/// use serde_json::json;
+///
+/// # let dir = tempfile::tempdir()?;
+/// let mut log = EventLog::open(dir.path())?;
+/// log.append(&Event::new("a", json!(1)))?;
+/// let second = log.append(&Event::new("b", json!(2)))?;
+/// let types: Vec<String> = log
+///     .read_from(second)?
+///     .map(|item| item.map(|(event, _, _)| event.event_type))
+///     .collect::<Result<_, _>>()?;
+/// assert_eq!(types, ["b"]);
+/// # Ok::<(), eventfold::Error>(())
+/// ```
+pub struct ReadFrom {
+    lines: ActiveLines,
+    done: bool,
+}
+
+impl ReadFrom {
+    pub(crate) fn new(lines: ActiveLines) -> Self {
+        ReadFrom { lines, done: false }
+    }
+}
+
+impl Iterator for ReadFrom {
+    type Item = Result<(Event, u64, String)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.lines.next_event() {
+            Ok(Some(line)) => Some(Ok((line.event, line.end, hash_hex(line.hash)))),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// The iterator returned by [`EventLog::read_full`](crate::EventLog::read_full).
+///
+/// Yields `(event, line_hash)` for every event in the archive, oldest first,
+/// then every event of the active log. It stops after the first error.
+///
+/// # Examples
+///
+/// ```
+/// use eventfold::{Event, EventLog};
+/// use serde_json::json;
+///
+/// # let dir = tempfile::tempdir()?;
+/// let mut log = EventLog::open(dir.path())?;
+/// log.append(&Event::new("old", json!(null)))?;
+/// log.rotate()?;
+/// log.append(&Event::new("new", json!(null)))?;
+/// let types: Vec<String> = log
+///     .read_full()?
+///     .map(|item| item.map(|(event, _)| event.event_type))
+///     .collect::<Result<_, _>>()?;
+/// assert_eq!(types, ["old", "new"]);
+/// # Ok::<(), eventfold::Error>(())
+/// ```
+pub struct ReadFull {
+    archive: Option<ArchiveLines>,
+    active: Option<ActiveLines>,
+}
+
+impl ReadFull {
+    pub(crate) fn new(archive: Option<ArchiveLines>, active: ActiveLines) -> Self {
+        ReadFull {
+            archive,
+            active: Some(active),
+        }
+    }
+
+    fn fail(&mut self, e: Error) -> Option<Result<(Event, String)>> {
+        self.archive = None;
+        self.active = None;
+        Some(Err(e))
+    }
+}
+
+impl Iterator for ReadFull {
+    type Item = Result<(Event, String)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(archive) = &mut self.archive {
+            match archive.next_event() {
+                Ok(Some(line)) => return Some(Ok((line.event, hash_hex(line.hash)))),
+                Ok(None) => self.archive = None,
+                Err(e) => return self.fail(e),
+            }
+        }
+        let active = self.active.as_mut()?;
+        match active.next_event() {
+            Ok(Some(line)) => Some(Ok((line.event, hash_hex(line.hash)))),
+            Ok(None) => {
+                self.active = None;
+                None
+            }
+            Err(e) => self.fail(e),
+        }
+    }
+}
+
+/// Reads the bytes `[start, end)` of `file`.
+pub(crate) fn read_range(file: &mut File, start: u64, end: u64) -> io::Result<Vec<u8>> {
+    use std::io::Seek;
+    file.seek(io::SeekFrom::Start(start))?;
+    let mut bytes = Vec::with_capacity((end - start) as usize);
+    file.take(end - start).read_to_end(&mut bytes)?;
+    if (bytes.len() as u64) < end - start {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "file shorter than expected",
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Finds where the line that ends just before `end` starts: the position
+/// after the last newline before `end`, or 0. Reads backwards in chunks, so
+/// it costs the length of that one line, not of the file.
+pub(crate) fn line_start_before(file: &mut File, end: u64) -> io::Result<u64> {
+    const CHUNK: u64 = 8 * 1024;
+    let mut hi = end;
+    while hi > 0 {
+        let lo = hi.saturating_sub(CHUNK);
+        let chunk = read_range(file, lo, hi)?;
+        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
+            return Ok(lo + i as u64 + 1);
+        }
+        hi = lo;
+    }
+    Ok(0)
+}

@@ -1,0 +1,225 @@
+//! Snapshot files: a view's state with the position in the active log it
+//! reflects, saved atomically.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::durable;
+use crate::error::{Error, IoContext, Result};
+
+/// File name suffix of snapshot files inside `views/`.
+pub(crate) const SNAPSHOT_SUFFIX: &str = ".snapshot.json";
+
+/// A view's state, saved to `views/NAME.snapshot.json` together with the
+/// position in the active log that it reflects.
+///
+/// Snapshots are caches: deleting one only costs a replay of the history the
+/// next time the view is refreshed. On disk a snapshot is plain JSON:
+///
+/// ```text
+/// {"state":{"items":[...]},"offset":12840,"hash":"a3f2c0de91b47e65"}
+/// ```
+///
+/// - `offset` is the byte position in `app.jsonl` just after the last event
+///   the state includes. A snapshot that exists has always consumed the whole
+///   archive, so `0` means "everything in the archive and nothing of the
+///   active log" (as right after a rotation).
+/// - `hash` is the xxh3-64 hash, in 16 hex digits, of the bytes of the last
+///   line consumed (the line that ends at `offset`, without its newline), or
+///   the empty string when `offset` is 0. When a view loads its snapshot it
+///   hashes that line again; if the log no longer matches (it was edited,
+///   truncated or replaced), the snapshot is thrown away and the view is
+///   rebuilt from the full history.
+///
+/// Snapshots are written atomically: to `NAME.snapshot.json.tmp`, synced,
+/// renamed over the old file, and the directory synced. A crash leaves the
+/// old snapshot or the new one, never a mix.
+///
+/// # Examples
+///
+/// ```
+/// use eventfold::Snapshot;
+///
+/// # let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("count.snapshot.json");
+/// let snapshot = Snapshot { state: 42u64, offset: 0, hash: String::new() };
+/// snapshot.save(&path)?;
+/// let loaded = Snapshot::<u64>::load(&path)?.expect("just saved");
+/// assert_eq!(loaded.state, 42);
+/// # Ok::<(), eventfold::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot<S> {
+    /// The view's state after folding every event up to `offset`.
+    pub state: S,
+    /// Byte position in `app.jsonl` just after the last event consumed.
+    pub offset: u64,
+    /// Hex xxh3-64 of the last line consumed, or `""` at offset 0.
+    pub hash: String,
+}
+
+impl<S: Serialize> Snapshot<S> {
+    /// Writes the snapshot to `path` atomically and durably.
+    ///
+    /// The JSON goes to `path` + `.tmp`, which is synced and renamed over
+    /// `path`; then the directory is synced.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::Snapshot;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("todos.snapshot.json");
+    /// Snapshot { state: vec!["milk"], offset: 64, hash: "00000000deadbeef".into() }.save(&path)?;
+    /// let text = std::fs::read_to_string(&path)?;
+    /// assert_eq!(text, r#"{"state":["milk"],"offset":64,"hash":"00000000deadbeef"}"#);
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Serialize`] if the state cannot be written as JSON (for
+    /// example a map with non-string keys), [`Error::Io`] if the file cannot
+    /// be written or synced. The old snapshot, if any, is then untouched.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let bytes = serde_json::to_vec(self).map_err(|source| Error::Serialize {
+            what: format!("snapshot {}", path.display()),
+            source,
+        })?;
+        durable::write_atomic(path, &bytes)
+    }
+}
+
+impl<S: DeserializeOwned> Snapshot<S> {
+    /// Reads the snapshot at `path`; `Ok(None)` if there is none.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::Snapshot;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let missing = Snapshot::<u64>::load(dir.path().join("nothing.snapshot.json"))?;
+    /// assert!(missing.is_none());
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Corrupt`] with the byte offset of the problem if the file is
+    /// not a snapshot of this state type; [`Error::Io`] if it cannot be read.
+    pub fn load(path: impl AsRef<Path>) -> Result<Option<Self>> {
+        let path = path.as_ref();
+        let bytes = match fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| json_error(path, &bytes, &e))
+    }
+}
+
+impl<S> Snapshot<S> {
+    /// Deletes the snapshot at `path`, so that the view is rebuilt from the
+    /// full history on its next refresh. A missing file is not an error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::Snapshot;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("count.snapshot.json");
+    /// Snapshot { state: 1u64, offset: 0, hash: String::new() }.save(&path)?;
+    /// Snapshot::<u64>::delete(&path)?;
+    /// assert!(Snapshot::<u64>::load(&path)?.is_none());
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the file exists and cannot be removed.
+    pub fn delete(path: impl AsRef<Path>) -> Result<()> {
+        durable::remove_file(path.as_ref())
+    }
+}
+
+/// A `Corrupt` error for a JSON document that failed to parse, with the
+/// byte offset computed from serde_json's line and column.
+pub(crate) fn json_error(path: &Path, bytes: &[u8], e: &serde_json::Error) -> Error {
+    let line_start: usize = bytes
+        .split_inclusive(|&b| b == b'\n')
+        .take(e.line().saturating_sub(1))
+        .map(<[u8]>::len)
+        .sum();
+    let offset = (line_start + e.column().saturating_sub(1)).min(bytes.len());
+    Error::corrupt(path, offset as u64, e.to_string())
+}
+
+/// The snapshot file of view `name` inside `views_dir`.
+pub(crate) fn path_for(views_dir: &Path, name: &str) -> PathBuf {
+    views_dir.join(format!("{name}{SNAPSHOT_SUFFIX}"))
+}
+
+/// Calls `f` with the path and parsed content of every snapshot file in
+/// `views_dir`, whatever its state type; `None` for a damaged file.
+fn for_each_snapshot(
+    views_dir: &Path,
+    mut f: impl FnMut(&Path, Option<Snapshot<Value>>) -> Result<()>,
+) -> Result<()> {
+    for entry in fs::read_dir(views_dir).at(views_dir)? {
+        let path = entry.at(views_dir)?.path();
+        let is_snapshot = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().ends_with(SNAPSHOT_SUFFIX));
+        if !is_snapshot {
+            continue;
+        }
+        match Snapshot::<Value>::load(&path) {
+            Ok(Some(snap)) => f(&path, Some(snap))?,
+            Ok(None) => {}
+            Err(Error::Corrupt { .. }) => f(&path, None)?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Before a rotation of an active log of `log_len` bytes: deletes every
+/// snapshot that does not reflect the whole active log (a view not
+/// registered with the rotating log, or a damaged file). Once the log's
+/// bytes move into the archive such a snapshot could not catch up; that
+/// view is rebuilt from the archive when next used.
+pub(crate) fn prune_before_rotation(views_dir: &Path, log_len: u64) -> Result<()> {
+    for_each_snapshot(views_dir, |path, snap| match snap {
+        Some(snap) if snap.offset == log_len => Ok(()),
+        _ => durable::remove_file(path),
+    })
+}
+
+/// The last step of a rotation: the active log of `rotated_len` bytes has
+/// moved into the archive, so every snapshot at `rotated_len` (and after
+/// [`prune_before_rotation`] there are no others) now sits at offset 0.
+/// Running it again after an interruption finishes the job: a snapshot
+/// already at 0 was shifted by the earlier run.
+pub(crate) fn shift_after_rotation(views_dir: &Path, rotated_len: u64) -> Result<()> {
+    for_each_snapshot(views_dir, |path, snap| match snap {
+        Some(snap) if snap.offset == rotated_len => Snapshot {
+            state: snap.state,
+            offset: 0,
+            hash: String::new(),
+        }
+        .save(path),
+        Some(snap) if snap.offset == 0 => Ok(()),
+        _ => durable::remove_file(path),
+    })
+}

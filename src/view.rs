@@ -1,0 +1,479 @@
+//! Views: a reducer folded over the log, kept up to date incrementally
+//! through its snapshot.
+
+use std::any::Any;
+use std::mem;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+use crate::event::{Event, hash_hex};
+use crate::log::EventLog;
+use crate::snapshot::{self, Snapshot};
+
+/// A reducer: a pure function from the state so far and one event to the
+/// next state.
+///
+/// A view's state is `events.fold(S::default(), reducer)`. The reducer gets
+/// the state by value and returns it, so it can mutate in place without
+/// cloning. Keep it pure (no I/O, no clock, no randomness): it is run again
+/// over the same events whenever a view is rebuilt, and must give the same
+/// result every time. Ignore event types you do not know (`_ => {}`), so
+/// that old reducers keep working when new kinds of event appear.
+///
+/// # Examples
+///
+/// ```
+/// use eventfold::{Event, ReduceFn};
+/// use serde_json::json;
+///
+/// fn count_added(count: u64, event: &Event) -> u64 {
+///     match event.event_type.as_str() {
+///         "todo_added" => count + 1,
+///         _ => count, // unknown types are ignored
+///     }
+/// }
+///
+/// let reducer: ReduceFn<u64> = count_added;
+/// let events = [
+///     Event::new("todo_added", json!({"text": "milk"})),
+///     Event::new("something_else", json!(null)),
+/// ];
+/// assert_eq!(events.iter().fold(0, reducer), 1);
+/// ```
+pub type ReduceFn<S> = fn(S, &Event) -> S;
+
+/// Whether a view's in-memory state can be trusted, and against what.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    /// The snapshot has not been looked at yet.
+    Unloaded,
+    /// No usable snapshot: the next refresh replays the full history.
+    Stale,
+    /// `state` reflects the archive of this length plus the active log up
+    /// to `offset`.
+    Current { archive_len: u64 },
+}
+
+/// A named, derived state: a [`ReduceFn`] folded over every event in the
+/// log, with a snapshot on disk so that a refresh only reads new events.
+///
+/// Views are normally registered with
+/// [`EventLogBuilder::view`](crate::EventLogBuilder::view) and read through
+/// [`EventLog::view`]; the log then keeps them through rotations. A view can
+/// also be used on its own with [`View::new`] and [`View::refresh`], but the
+/// log does not know about such a view: after a rotation it can only be
+/// rebuilt from the full history (which `refresh` then does by itself).
+///
+/// # Examples
+///
+/// ```
+/// use eventfold::{Event, EventLog, View};
+/// use serde_json::json;
+///
+/// fn count(n: u64, _: &Event) -> u64 { n + 1 }
+///
+/// # let dir = tempfile::tempdir()?;
+/// let mut log = EventLog::open(dir.path())?;
+/// log.append(&Event::new("ping", json!(null)))?;
+///
+/// let mut view = View::new("count", count, dir.path().join("views"))?;
+/// assert_eq!(*view.refresh(&log)?, 1);
+/// # Ok::<(), eventfold::Error>(())
+/// ```
+pub struct View<S> {
+    name: String,
+    reducer: ReduceFn<S>,
+    snapshot_path: PathBuf,
+    state: S,
+    offset: u64,
+    hash: String,
+    status: Status,
+}
+
+impl<S> std::fmt::Debug for View<S>
+where
+    S: std::fmt::Debug,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("View")
+            .field("name", &self.name)
+            .field("snapshot_path", &self.snapshot_path)
+            .field("state", &self.state)
+            .field("offset", &self.offset)
+            .field("hash", &self.hash)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> View<S>
+where
+    S: Serialize + DeserializeOwned + Default + Clone + Send + 'static,
+{
+    /// Creates a view whose snapshot lives at `views_dir/NAME.snapshot.json`.
+    ///
+    /// Nothing is read or written yet: the state starts as `S::default()`
+    /// at offset 0, and the first [`refresh`](View::refresh) loads the
+    /// snapshot or replays the history.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::{Event, View};
+    ///
+    /// fn count(n: u64, _: &Event) -> u64 { n + 1 }
+    ///
+    /// let view = View::new("count", count, "data/views")?;
+    /// assert_eq!(view.name(), "count");
+    /// assert_eq!(*view.state(), 0);
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidViewName`] unless the name is 1 to 128 ASCII letters,
+    /// digits, `_`, `-` or `.`, not starting with `.`: the name becomes a
+    /// file name and must not leave `views/`.
+    pub fn new(name: &str, reducer: ReduceFn<S>, views_dir: impl AsRef<Path>) -> Result<Self> {
+        validate_name(name)?;
+        Ok(View {
+            name: name.to_owned(),
+            reducer,
+            snapshot_path: snapshot::path_for(views_dir.as_ref(), name),
+            state: S::default(),
+            offset: 0,
+            hash: String::new(),
+            status: Status::Unloaded,
+        })
+    }
+
+    /// Brings the view up to date with the log and returns its state.
+    ///
+    /// The first call loads the snapshot. If there is none, or it no longer
+    /// matches the log (see [`Snapshot`]), the view replays the full history:
+    /// the archive, then the active log. Otherwise it reads only the events
+    /// after the snapshot's offset.
+    ///
+    /// Saving the snapshot is a side effect of refreshing, never a separate
+    /// step: if any event was folded (or the history was replayed), the
+    /// snapshot is written atomically; if there was nothing new, nothing is
+    /// written and the call costs one small read.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::{Event, EventLog, View};
+    /// use serde_json::json;
+    ///
+    /// fn count(n: u64, _: &Event) -> u64 { n + 1 }
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let mut log = EventLog::open(dir.path())?;
+    /// let mut view = View::new("count", count, dir.path().join("views"))?;
+    /// assert_eq!(*view.refresh(&log)?, 0);
+    /// log.append(&Event::new("ping", json!(null)))?;
+    /// log.append(&Event::new("ping", json!(null)))?;
+    /// assert_eq!(*view.refresh(&log)?, 2);
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Corrupt`] if a line of the log or the archive is not a valid
+    /// event (the view keeps its previous state), [`Error::Poisoned`] if the
+    /// log failed an earlier write, [`Error::Io`] if a file cannot be read
+    /// or the snapshot cannot be saved.
+    pub fn refresh(&mut self, log: &EventLog) -> Result<&S> {
+        log.check_usable()?;
+        if self.status == Status::Unloaded {
+            self.load(log)?;
+        }
+        match self.status {
+            Status::Current { archive_len } if archive_len == log.archive_len() => {
+                self.catch_up(log)?
+            }
+            _ => self.replay_all(log)?,
+        }
+        Ok(&self.state)
+    }
+
+    /// Throws the snapshot away and replays the full history (archive, then
+    /// active log) through the reducer.
+    ///
+    /// Use it after changing a reducer: the log is unchanged, only the
+    /// derived state is computed anew.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::{Event, EventLog, View};
+    /// use serde_json::json;
+    ///
+    /// fn count(n: u64, _: &Event) -> u64 { n + 1 }
+    /// fn count_twice(n: u64, _: &Event) -> u64 { n + 2 }
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let mut log = EventLog::open(dir.path())?;
+    /// log.append(&Event::new("ping", json!(null)))?;
+    /// let mut view = View::new("count", count, dir.path().join("views"))?;
+    /// assert_eq!(*view.refresh(&log)?, 1);
+    ///
+    /// let mut changed = View::new("count", count_twice, dir.path().join("views"))?;
+    /// assert_eq!(*changed.rebuild(&log)?, 2);
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`refresh`](View::refresh), and [`Error::Io`] if the snapshot
+    /// cannot be deleted.
+    pub fn rebuild(&mut self, log: &EventLog) -> Result<&S> {
+        log.check_usable()?;
+        Snapshot::<S>::delete(&self.snapshot_path)?;
+        self.state = S::default();
+        self.offset = 0;
+        self.hash.clear();
+        self.status = Status::Stale;
+        self.refresh(log)
+    }
+
+    /// Loads and checks the snapshot; without a usable one the view is
+    /// marked for a full replay.
+    fn load(&mut self, log: &EventLog) -> Result<()> {
+        self.status = Status::Stale;
+        let snap = match Snapshot::<S>::load(&self.snapshot_path) {
+            Ok(Some(snap)) => snap,
+            Ok(None) => return Ok(()),
+            Err(e @ Error::Corrupt { .. }) => {
+                ::log::warn!("eventfold: view {:?}: {e}; rebuilding", self.name);
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some(problem) = log.check_position(snap.offset, &snap.hash)? {
+            ::log::warn!(
+                "eventfold: snapshot {} does not match the log ({problem}); rebuilding",
+                self.snapshot_path.display()
+            );
+            return Ok(());
+        }
+        self.state = snap.state;
+        self.offset = snap.offset;
+        self.hash = snap.hash;
+        self.status = Status::Current {
+            archive_len: log.archive_len(),
+        };
+        Ok(())
+    }
+
+    /// Folds the events after `offset`; saves the snapshot if there were any.
+    ///
+    /// Progress is kept event by event, so if a line turns out corrupt the
+    /// view still holds a consistent state for the events before it.
+    fn catch_up(&mut self, log: &EventLog) -> Result<()> {
+        let mut lines = log.active_lines(self.offset)?;
+        let current = self.status;
+        // While the state is out of the view's hands (a reducer may panic),
+        // the view is marked for a full replay.
+        self.status = Status::Stale;
+        let mut last_hash = None;
+        let result = loop {
+            match lines.next_event() {
+                Ok(Some(line)) => {
+                    self.state = (self.reducer)(mem::take(&mut self.state), &line.event);
+                    self.offset = line.end;
+                    last_hash = Some(line.hash);
+                }
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        self.status = current;
+        if let Some(hash) = last_hash {
+            self.hash = hash_hex(hash);
+            self.save()?;
+        }
+        result
+    }
+
+    /// Replays the archive and the whole active log from the default state,
+    /// then saves the snapshot. On error the view keeps its previous state.
+    fn replay_all(&mut self, log: &EventLog) -> Result<()> {
+        let mut state = S::default();
+        if let Some(mut lines) = log.archive_lines()? {
+            while let Some(line) = lines.next_event()? {
+                state = (self.reducer)(state, &line.event);
+            }
+        }
+        let mut offset = 0;
+        let mut last_hash = None;
+        let mut lines = log.active_lines(0)?;
+        while let Some(line) = lines.next_event()? {
+            state = (self.reducer)(state, &line.event);
+            offset = line.end;
+            last_hash = Some(line.hash);
+        }
+        self.state = state;
+        self.offset = offset;
+        self.hash = last_hash.map(hash_hex).unwrap_or_default();
+        self.status = Status::Current {
+            archive_len: log.archive_len(),
+        };
+        self.save()
+    }
+
+    /// Writes the in-memory state as the view's snapshot.
+    fn save(&self) -> Result<()> {
+        Snapshot {
+            state: &self.state,
+            offset: self.offset,
+            hash: self.hash.clone(),
+        }
+        .save(&self.snapshot_path)
+    }
+}
+
+impl<S> View<S> {
+    /// The state as of the last refresh, without any I/O.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::{Event, View};
+    ///
+    /// fn count(n: u64, _: &Event) -> u64 { n + 1 }
+    ///
+    /// let view = View::new("count", count, "data/views")?;
+    /// assert_eq!(*view.state(), 0);
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    pub fn state(&self) -> &S {
+        &self.state
+    }
+
+    /// The view's name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::{Event, View};
+    ///
+    /// fn count(n: u64, _: &Event) -> u64 { n + 1 }
+    ///
+    /// assert_eq!(View::new("count", count, "views")?.name(), "count");
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Where the view's snapshot lives: `views_dir/NAME.snapshot.json`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::{Event, View};
+    /// use std::path::Path;
+    ///
+    /// fn count(n: u64, _: &Event) -> u64 { n + 1 }
+    ///
+    /// let view = View::new("count", count, "data/views")?;
+    /// assert_eq!(view.snapshot_path(), Path::new("data/views/count.snapshot.json"));
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    pub fn snapshot_path(&self) -> &Path {
+        &self.snapshot_path
+    }
+
+    /// The byte offset in the active log that the state reflects.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::{Event, EventLog, View};
+    /// use serde_json::json;
+    ///
+    /// fn count(n: u64, _: &Event) -> u64 { n + 1 }
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let mut log = EventLog::open(dir.path())?;
+    /// log.append(&Event::with_ts("ping", json!(null), 1))?;
+    /// let mut view = View::new("count", count, dir.path().join("views"))?;
+    /// view.refresh(&log)?;
+    /// assert_eq!(view.offset(), 35); // the length of the one line
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+}
+
+/// Checks that a view name is usable as a file name inside `views/`.
+pub(crate) fn validate_name(name: &str) -> Result<()> {
+    let reason = if name.is_empty() {
+        Some("the name is empty")
+    } else if name.len() > 128 {
+        Some("the name is longer than 128 bytes")
+    } else if name.starts_with('.') {
+        Some("the name starts with '.'")
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    {
+        Some("only ASCII letters, digits, '_', '-' and '.' are allowed")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(Error::InvalidViewName {
+            name: name.to_owned(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// A registered view with its state type erased, as the log's registry
+/// holds it.
+pub(crate) trait AnyView: Send {
+    fn name(&self) -> &str;
+    fn load(&mut self, log: &EventLog) -> Result<()>;
+    fn refresh(&mut self, log: &EventLog) -> Result<()>;
+    fn rebuild(&mut self, log: &EventLog) -> Result<()>;
+    /// The active log moved into the archive, which is now `archive_len`
+    /// bytes long; the view had consumed all of it.
+    fn rotated(&mut self, archive_len: u64);
+    fn as_any(&self) -> &dyn Any;
+    fn state_type(&self) -> &'static str;
+}
+
+impl<S> AnyView for View<S>
+where
+    S: Serialize + DeserializeOwned + Default + Clone + Send + 'static,
+{
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn load(&mut self, log: &EventLog) -> Result<()> {
+        View::load(self, log)
+    }
+    fn refresh(&mut self, log: &EventLog) -> Result<()> {
+        View::refresh(self, log).map(|_| ())
+    }
+    fn rebuild(&mut self, log: &EventLog) -> Result<()> {
+        View::rebuild(self, log).map(|_| ())
+    }
+    fn rotated(&mut self, archive_len: u64) {
+        self.offset = 0;
+        self.hash.clear();
+        self.status = Status::Current { archive_len };
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn state_type(&self) -> &'static str {
+        std::any::type_name::<S>()
+    }
+}
