@@ -127,8 +127,15 @@ impl EventLog {
         self.refresh_all()?;
         snapshot::prune_before_rotation(&self.views_dir, self.len)?;
         let result = self.move_to_archive();
-        if result.is_err() {
-            self.poisoned = Some(self.log_path.clone());
+        if let Err(e) = &result {
+            let failed = match e {
+                Error::Io {
+                    path: Some(path), ..
+                }
+                | Error::Corrupt { path, .. } => path.clone(),
+                _ => self.log_path.clone(),
+            };
+            self.poisoned = Some(failed);
         }
         result
     }

@@ -64,3 +64,8 @@ pub use crate::view::{ReduceFn, View};
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// The guide's code, compiled and run as doctests so it cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide.md")]
+pub struct GuideDoctests;

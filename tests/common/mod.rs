@@ -176,3 +176,21 @@ pub fn archive_lines(dir: &Path) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+
+/// Rewrites a view's snapshot file by hand (as a user or a bug might),
+/// applying `edit` to its JSON.
+pub fn edit_snapshot(dir: &Path, view: &str, edit: impl FnOnce(&mut serde_json::Value)) {
+    let mut json = snapshot_json(dir, view);
+    edit(&mut json);
+    fs::write(
+        snapshot_file(dir, view),
+        serde_json::to_vec(&json).expect("JSON"),
+    )
+    .expect("write snapshot");
+}
+
+/// The state a fresh full replay gives: every event of the log (archive,
+/// then active) folded through `reducer` from the default state.
+pub fn replay<S: Default>(log: &EventLog, reducer: fn(S, &Event) -> S) -> S {
+    all_events(log).iter().fold(S::default(), reducer)
+}
