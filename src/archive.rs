@@ -7,8 +7,8 @@
 //! A rotation of an active log of `M` bytes, when the archive is `A` bytes:
 //!
 //! 1. refresh every registered view (each snapshot now sits at `M`) and
-//!    delete any other snapshot, which could not follow the bytes into the
-//!    archive;
+//!    delete any snapshot that is not at `M` with the hash of the log's
+//!    last line: it could not follow the bytes into the archive;
 //! 2. write the intent record `rotation.json` = `{"archive_len":A,"log_len":M}`
 //!    (atomically, directory synced);
 //! 3. append `app.jsonl` as one zstd frame to the archive and sync it;
@@ -88,9 +88,10 @@ impl EventLog {
     /// each step recoverable: after a crash, the next open finishes or
     /// undoes the rotation, so that no event is lost or duplicated.
     ///
-    /// Views' states do not change. A snapshot of a view that is *not*
-    /// registered with this log cannot follow its events into the archive:
-    /// it is deleted, and that view replays the archive when next used.
+    /// Views' states do not change. A snapshot that does not reflect the
+    /// whole active log (typically that of a view not registered with this
+    /// log) cannot follow its events into the archive: it is deleted, and
+    /// that view replays the archive when next used.
     ///
     /// The call blocks until everything is on disk. With an empty active
     /// log it does nothing.
@@ -125,7 +126,8 @@ impl EventLog {
             return Ok(());
         }
         self.refresh_all()?;
-        snapshot::prune_before_rotation(&self.views_dir, self.len)?;
+        let last_hash = self.hash_before(self.len)?.unwrap_or_default();
+        snapshot::prune_before_rotation(&self.views_dir, self.len, &last_hash)?;
         let result = self.move_to_archive();
         if let Err(e) = &result {
             let failed = match e {

@@ -731,16 +731,25 @@ impl EventLog {
         if offset == 0 {
             return Ok((!hash.is_empty()).then(|| "a hash at offset 0".to_owned()));
         }
-        if !self.is_line_start(offset)? {
+        let Some(actual) = self.hash_before(offset)? else {
             return Ok(Some(format!("offset {offset} is not at the end of a line")));
+        };
+        Ok((actual != hash).then(|| {
+            format!("the line before offset {offset} has hash {actual}, the snapshot says {hash:?}")
+        }))
+    }
+
+    /// The hash of the line that ends just before `offset` (0 < `offset` <=
+    /// the log's length), as a snapshot at `offset` records it; `None` if
+    /// `offset` is not just after a newline.
+    pub(crate) fn hash_before(&self, offset: u64) -> Result<Option<String>> {
+        if !self.is_line_start(offset)? {
+            return Ok(None);
         }
         let mut file = File::open(&self.log_path).at(&self.log_path)?;
         let start = line_start_before(&mut file, offset - 1).at(&self.log_path)?;
         let line = reader::read_range(&mut file, start, offset - 1).at(&self.log_path)?;
-        let actual = hash_hex(line_hash(&line));
-        Ok((actual != hash).then(|| {
-            format!("the line before offset {offset} has hash {actual}, the snapshot says {hash:?}")
-        }))
+        Ok(Some(hash_hex(line_hash(&line))))
     }
 }
 

@@ -194,14 +194,16 @@ fn for_each_snapshot(
     Ok(())
 }
 
-/// Before a rotation of an active log of `log_len` bytes: deletes every
-/// snapshot that does not reflect the whole active log (a view not
-/// registered with the rotating log, or a damaged file). Once the log's
-/// bytes move into the archive such a snapshot could not catch up; that
-/// view is rebuilt from the archive when next used.
-pub(crate) fn prune_before_rotation(views_dir: &Path, log_len: u64) -> Result<()> {
+/// Before a rotation of an active log of `log_len` bytes whose last line
+/// has hash `last_hash`: deletes every snapshot that does not reflect the
+/// whole active log (a view not registered with the rotating log, a stale
+/// copy, a damaged file). Once the log's bytes move into the archive such a
+/// snapshot could not catch up, and after the shift to offset 0 its hash
+/// could no longer tell; that view is rebuilt from the archive when next
+/// used.
+pub(crate) fn prune_before_rotation(views_dir: &Path, log_len: u64, last_hash: &str) -> Result<()> {
     for_each_snapshot(views_dir, |path, snap| match snap {
-        Some(snap) if snap.offset == log_len => Ok(()),
+        Some(snap) if snap.offset == log_len && snap.hash == last_hash => Ok(()),
         _ => durable::remove_file(path),
     })
 }

@@ -228,13 +228,13 @@ where
     /// # Errors
     ///
     /// As for [`refresh`](View::refresh), and [`Error::Io`] if the snapshot
-    /// cannot be deleted.
+    /// cannot be deleted. After an error the view keeps its previous state
+    /// and replays the full history on its next refresh.
     pub fn rebuild(&mut self, log: &EventLog) -> Result<&S> {
         log.check_usable()?;
         Snapshot::<S>::delete(&self.snapshot_path)?;
-        self.state = S::default();
-        self.offset = 0;
-        self.hash.clear();
+        // The replay starts from the default state; until it succeeds the
+        // view keeps showing its previous state.
         self.status = Status::Stale;
         self.refresh(log)
     }

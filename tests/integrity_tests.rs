@@ -1,0 +1,282 @@
+//! Integrity: snapshots are checked against the log (offset and hash of
+//! the last line consumed) and rebuilt when they do not match; corrupt log
+//! or archive data is reported, never skipped.
+
+mod common;
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use common::*;
+use eventfold::{Error, EventLog};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+fn active(dir: &Path) -> PathBuf {
+    dir.join("app.jsonl")
+}
+
+fn archive(dir: &Path) -> PathBuf {
+    dir.join("archive.jsonl.zst")
+}
+
+/// Length of the line of `numbered(n)`, newline included.
+fn line_len(n: u64) -> u64 {
+    numbered(n).to_json_line().unwrap().len() as u64 + 1
+}
+
+fn seq(log: &EventLog) -> Vec<u64> {
+    log.view::<Vec<u64>>("seq").unwrap().clone()
+}
+
+/// A closed log of events `range` whose views were refreshed.
+fn refreshed_log(range: std::ops::Range<u64>) -> TempDir {
+    let dir = test_dir();
+    let mut log = open_with_views(dir.path());
+    append_numbered(&mut log, range);
+    log.refresh_all().unwrap();
+    dir
+}
+
+/// Sets the "seq" snapshot's state to a sentinel, `[999]`, and applies
+/// `edit`: whether the snapshot is trusted or rebuilt then shows in the
+/// state.
+fn tamper(dir: &Path, edit: impl FnOnce(&mut Value)) {
+    edit_snapshot(dir, "seq", |s| {
+        s["state"] = json!([999]);
+        edit(s);
+    });
+}
+
+/// Reopens with the standard views and refreshes them.
+fn reopen_refreshed(dir: &Path) -> EventLog {
+    let mut log = open_with_views(dir);
+    log.refresh_all().unwrap();
+    log
+}
+
+/// Checks that "seq" was rebuilt: it equals a full replay, which is
+/// `expected`, and its snapshot was saved again at the end of the log.
+fn assert_rebuilt(log: &EventLog, expected: &[u64]) {
+    assert_eq!(seq(log), expected);
+    assert_eq!(replay(log, seq_reducer), expected);
+    let snap = snapshot_json(log.dir(), "seq");
+    assert_eq!(snap["state"], json!(expected));
+    assert_eq!(snap["offset"], log.active_len());
+}
+
+fn append_raw(dir: &Path, bytes: &[u8]) {
+    let mut file = OpenOptions::new().append(true).open(active(dir)).unwrap();
+    file.write_all(bytes).unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// Snapshot checks
+// ---------------------------------------------------------------------------
+
+/// A snapshot whose offset and hash match the log is trusted as is: its
+/// (hand-edited) state is kept and only new events are folded on top.
+#[test]
+fn matching_snapshot_is_trusted() {
+    let dir = refreshed_log(0..3);
+    tamper(dir.path(), |_| {});
+    let mut log = reopen_refreshed(dir.path());
+    assert_eq!(seq(&log), [999]);
+    append_numbered(&mut log, 3..4);
+    log.refresh_all().unwrap();
+    assert_eq!(seq(&log), [999, 3]);
+}
+
+/// The hash stored is the xxh3-64 of the last line consumed, in 16 hex
+/// digits; a snapshot with another hash is rebuilt.
+#[test]
+fn mismatched_hash_is_rebuilt() {
+    let dir = refreshed_log(0..3);
+    let last = numbered(2).to_json_line().unwrap();
+    let xxh3 = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(last.as_bytes()));
+    assert_eq!(snapshot_json(dir.path(), "seq")["hash"], xxh3);
+
+    tamper(dir.path(), |s| s["hash"] = json!("0123456789abcdef"));
+    let log = reopen_refreshed(dir.path());
+    assert_rebuilt(&log, &[0, 1, 2]);
+    assert_eq!(snapshot_json(dir.path(), "seq")["hash"], xxh3);
+}
+
+/// A log cut short behind a snapshot's back leaves the offset past the
+/// end: the view is rebuilt from what is left.
+#[test]
+fn offset_beyond_truncated_log_is_rebuilt() {
+    let dir = refreshed_log(0..5);
+    tamper(dir.path(), |_| {});
+    let file = OpenOptions::new()
+        .write(true)
+        .open(active(dir.path()))
+        .unwrap();
+    file.set_len(3 * line_len(0)).unwrap();
+    let log = reopen_refreshed(dir.path());
+    assert_rebuilt(&log, &[0, 1, 2]);
+}
+
+/// A copy of a snapshot taken before a rotation, put back afterwards, has
+/// an offset into the new active log: detected, and the view replays the
+/// archive and the active log.
+#[test]
+fn snapshot_from_before_rotation_is_rebuilt() {
+    let dir = refreshed_log(0..3);
+    let old = fs::read(snapshot_file(dir.path(), "seq")).unwrap();
+    {
+        let mut log = open_with_views(dir.path());
+        log.rotate().unwrap();
+        append_numbered(&mut log, 3..8);
+        log.refresh_all().unwrap();
+    }
+    fs::write(snapshot_file(dir.path(), "seq"), old).unwrap();
+    let log = reopen_refreshed(dir.path());
+    assert_rebuilt(&log, &[0, 1, 2, 3, 4, 5, 6, 7]);
+}
+
+/// The same stale copy must not be revived by a rotation of a log that
+/// does not know the view, when the active log happens to end exactly at
+/// the stale offset.
+#[test]
+fn stale_snapshot_is_not_revived_by_a_rotation() {
+    let dir = refreshed_log(0..3);
+    let old = fs::read(snapshot_file(dir.path(), "seq")).unwrap();
+    {
+        let mut log = open_with_views(dir.path());
+        log.rotate().unwrap();
+    }
+    fs::write(snapshot_file(dir.path(), "seq"), old).unwrap();
+    {
+        let mut log = EventLog::open(dir.path()).unwrap();
+        append_numbered(&mut log, 3..6);
+        assert_eq!(log.active_len(), 3 * line_len(0));
+        log.rotate().unwrap();
+    }
+    let log = reopen_refreshed(dir.path());
+    assert_eq!(seq(&log), [0, 1, 2, 3, 4, 5]);
+}
+
+/// A valid event line inserted in the middle of `app.jsonl` while the log
+/// was closed shifts the line before the snapshot's offset: the hash no
+/// longer matches and the view folds the edited log.
+#[test]
+fn line_inserted_in_log_is_detected() {
+    let dir = refreshed_log(0..5);
+    tamper(dir.path(), |_| {});
+    let text = fs::read_to_string(active(dir.path())).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    let inserted = numbered(7).to_json_line().unwrap();
+    lines.insert(2, &inserted);
+    fs::write(active(dir.path()), lines.join("\n") + "\n").unwrap();
+
+    let log = reopen_refreshed(dir.path());
+    assert_rebuilt(&log, &[0, 1, 7, 2, 3, 4]);
+}
+
+/// An emptied `app.jsonl` with a snapshot at offset > 0: rebuilt from the
+/// archive alone.
+#[test]
+fn emptied_log_with_snapshot_past_zero_is_rebuilt() {
+    let dir = test_dir();
+    {
+        let mut log = open_with_views(dir.path());
+        append_numbered(&mut log, 0..2);
+        log.rotate().unwrap();
+        append_numbered(&mut log, 2..5);
+        log.refresh_all().unwrap();
+    }
+    tamper(dir.path(), |_| {});
+    fs::write(active(dir.path()), b"").unwrap();
+    let log = reopen_refreshed(dir.path());
+    assert_rebuilt(&log, &[0, 1]);
+    assert_eq!(snapshot_json(dir.path(), "seq")["hash"], "");
+}
+
+/// An offset inside a line (not just after a newline) is rebuilt, even
+/// with the hash of a real line.
+#[test]
+fn offset_not_at_line_boundary_is_rebuilt() {
+    let dir = refreshed_log(0..4);
+    tamper(dir.path(), |s| s["offset"] = json!(2 * line_len(0) + 5));
+    let log = reopen_refreshed(dir.path());
+    assert_rebuilt(&log, &[0, 1, 2, 3]);
+}
+
+// ---------------------------------------------------------------------------
+// Corrupt data is reported
+// ---------------------------------------------------------------------------
+
+/// A line that is not an event, in the middle of `app.jsonl`: refresh
+/// fails with `Corrupt` naming the file and the line's byte offset, every
+/// time, and the view and its snapshot keep their previous state.
+#[test]
+fn corrupt_log_line_is_reported_not_skipped() {
+    let dir = refreshed_log(0..3);
+    let bad_at = file_size(&active(dir.path()));
+    append_raw(dir.path(), b"this is not an event\n");
+    append_raw(
+        dir.path(),
+        format!("{}\n", numbered(3).to_json_line().unwrap()).as_bytes(),
+    );
+    let before = fs::read(snapshot_file(dir.path(), "seq")).unwrap();
+
+    let mut log = open_with_views(dir.path());
+    for _ in 0..2 {
+        let err = log.refresh_all().unwrap_err();
+        assert!(
+            matches!(&err, Error::Corrupt { path, offset, .. }
+                if *path == active(dir.path()) && *offset == bad_at),
+            "{err}"
+        );
+        assert_eq!(seq(&log), [0, 1, 2]);
+    }
+    assert_eq!(fs::read(snapshot_file(dir.path(), "seq")).unwrap(), before);
+    let err = log.rebuild_view("seq").unwrap_err();
+    assert!(matches!(err, Error::Corrupt { offset, .. } if offset == bad_at));
+}
+
+/// A log rotated three times, closed, with its archive then damaged by
+/// `damage`: rebuilding a view, or refreshing one that has no snapshot,
+/// fails with `Corrupt` naming the archive.
+fn assert_archive_corruption_reported(damage: impl FnOnce(&mut Vec<u8>)) {
+    let dir = test_dir();
+    {
+        let mut log = open_with_views(dir.path());
+        for start in [0, 40, 80] {
+            append_numbered(&mut log, start..start + 40);
+            log.rotate().unwrap();
+        }
+    }
+    let mut bytes = fs::read(archive(dir.path())).unwrap();
+    damage(&mut bytes);
+    fs::write(archive(dir.path()), bytes).unwrap();
+
+    let mut log = builder_with_views(dir.path())
+        .view::<u64>("sum", sum_reducer)
+        .open()
+        .unwrap();
+    let is_archive_corrupt = |r: eventfold::Result<()>| matches!(r, Err(Error::Corrupt { path, .. }) if path == archive(dir.path()));
+    assert!(is_archive_corrupt(log.refresh_view("sum")));
+    assert!(is_archive_corrupt(log.rebuild_view("seq")));
+    assert!(
+        is_archive_corrupt(log.refresh_view("seq")),
+        "no partial state is served"
+    );
+}
+
+/// Bytes flipped in the middle of the archive.
+#[test]
+fn flipped_archive_bytes_are_reported() {
+    assert_archive_corruption_reported(|bytes| {
+        let mid = bytes.len() / 2;
+        bytes[mid..mid + 8].iter_mut().for_each(|b| *b ^= 0xff);
+    });
+}
+
+/// An archive cut short in its last frame.
+#[test]
+fn truncated_archive_is_reported() {
+    assert_archive_corruption_reported(|bytes| bytes.truncate(bytes.len() - 10));
+}
