@@ -2,6 +2,8 @@
 //! file-size limit (`ulimit -f`) makes writes to the log fail with `EFBIG`,
 //! with `SIGXFSZ` ignored so that the process sees the error.
 
+#![cfg(unix)]
+
 mod common;
 
 use std::path::Path;

@@ -1,0 +1,430 @@
+//! Property tests of the design: reducer determinism, rotation invariance,
+//! snapshot equivalence, ordering and multi-view consistency; then one
+//! model-based test that runs random operations (append, refresh, rebuild,
+//! rotate, reopen, crash) and checks the log after each against a plain
+//! `Vec<Event>` and folds of it.
+
+mod common;
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+
+use eventfold::{Event, EventLog};
+use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
+use serde_json::{Value, json};
+
+use common::*;
+
+/// The registered views: three from `common`, plus one that keeps every
+/// event's type and text, so unicode must survive the snapshots.
+const VIEWS: [&str; 4] = ["count", "seq", "todos", "texts"];
+
+type Texts = Vec<(String, String)>;
+
+fn texts_reducer(mut state: Texts, event: &Event) -> Texts {
+    let text = event.data["text"].as_str().unwrap_or_default().to_owned();
+    state.push((event.event_type.clone(), text));
+    state
+}
+
+fn open(dir: &Path, max_log_size: u64) -> EventLog {
+    builder_with_views(dir)
+        .view::<Texts>("texts", texts_reducer)
+        .max_log_size(max_log_size)
+        .open()
+        .expect("open")
+}
+
+/// A registered view's current state, as JSON.
+fn view_json(log: &EventLog, name: &str) -> Value {
+    let value = match name {
+        "count" => serde_json::to_value(log.view::<u64>(name).unwrap()),
+        "seq" => serde_json::to_value(log.view::<Vec<u64>>(name).unwrap()),
+        "todos" => serde_json::to_value(log.view::<TodoState>(name).unwrap()),
+        "texts" => serde_json::to_value(log.view::<Texts>(name).unwrap()),
+        _ => unreachable!("unknown view {name}"),
+    };
+    value.expect("state to JSON")
+}
+
+/// What view `name`'s reducer folds from `events`, as JSON.
+fn fold_json(name: &str, events: &[Event]) -> Value {
+    let value = match name {
+        "count" => serde_json::to_value(events.iter().fold(0, counter_reducer)),
+        "seq" => serde_json::to_value(events.iter().fold(Vec::new(), seq_reducer)),
+        "todos" => serde_json::to_value(events.iter().fold(TodoState::default(), todo_reducer)),
+        "texts" => serde_json::to_value(events.iter().fold(Texts::new(), texts_reducer)),
+        _ => unreachable!("unknown view {name}"),
+    };
+    value.expect("state to JSON")
+}
+
+fn views_json(log: &EventLog) -> Vec<Value> {
+    VIEWS.iter().map(|name| view_json(log, name)).collect()
+}
+
+fn folds_json(events: &[Event]) -> Vec<Value> {
+    VIEWS.iter().map(|name| fold_json(name, events)).collect()
+}
+
+/// Turns an eventfold error into a test failure (so that it shrinks).
+fn ok<T>(result: eventfold::Result<T>) -> Result<T, TestCaseError> {
+    result.map_err(|e| TestCaseError::fail(e.to_string()))
+}
+
+fn read_full(log: &EventLog) -> Result<Vec<Event>, TestCaseError> {
+    ok(log
+        .read_full()
+        .and_then(|items| items.map(|item| item.map(|(e, _)| e)).collect()))
+}
+
+// ------------------------------------------------------------- generators
+
+/// Any text: unicode, control characters, quotes and newlines included.
+fn text() -> impl Strategy<Value = String> {
+    prop::collection::vec(any::<char>(), 0..10).prop_map(String::from_iter)
+}
+
+/// An event before it gets its sequence number `n`.
+#[derive(Debug, Clone)]
+struct EventSpec {
+    event_type: String,
+    text: String,
+    id: u64,
+    ts: u64,
+}
+
+impl EventSpec {
+    fn event(&self, n: usize) -> Event {
+        let data = json!({ "n": n, "id": self.id, "text": self.text });
+        Event::with_ts(self.event_type.clone(), data, self.ts)
+    }
+}
+
+fn event_spec() -> impl Strategy<Value = EventSpec> {
+    let event_type = prop_oneof![
+        3 => prop::sample::select(vec!["todo_added", "todo_completed", "todo_deleted"])
+            .prop_map(str::to_owned),
+        1 => text(),
+    ];
+    (event_type, text(), 0u64..4, any::<u64>()).prop_map(|(event_type, text, id, ts)| EventSpec {
+        event_type,
+        text,
+        id,
+        ts,
+    })
+}
+
+/// One append, then what happens after it.
+#[derive(Debug, Clone)]
+struct Step {
+    event: EventSpec,
+    /// Bit `i` set: refresh view `VIEWS[i]` alone.
+    refresh: u8,
+    rotate: bool,
+    reopen: bool,
+}
+
+fn steps() -> impl Strategy<Value = Vec<Step>> {
+    let step = (
+        event_spec(),
+        0u8..16,
+        prop::bool::weighted(0.25),
+        prop::bool::weighted(0.15),
+    )
+        .prop_map(|(event, refresh, rotate, reopen)| Step {
+            event,
+            refresh,
+            rotate,
+            reopen,
+        });
+    prop::collection::vec(step, 1..14)
+}
+
+/// Plays `steps` on a log in `dir` (rotations only if `rotate`), checking
+/// after each step that every view refreshed then equals the fold of the
+/// events so far. Returns the log and the events appended.
+fn play(dir: &Path, steps: &[Step], rotate: bool) -> Result<(EventLog, Vec<Event>), TestCaseError> {
+    let mut log = open(dir, 0);
+    let mut events = Vec::new();
+    for (n, step) in steps.iter().enumerate() {
+        events.push(step.event.event(n));
+        ok(log.append(&events[n]))?;
+        for (i, name) in VIEWS.iter().enumerate() {
+            if step.refresh & (1 << i) != 0 {
+                ok(log.refresh_view(name))?;
+                prop_assert_eq!(view_json(&log, name), fold_json(name, &events), "{}", name);
+            }
+        }
+        if rotate && step.rotate {
+            ok(log.rotate())?;
+        }
+        if step.reopen {
+            drop(log);
+            log = open(dir, 0);
+        }
+    }
+    Ok((log, events))
+}
+
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        cases: 64,
+        ..ProptestConfig::default()
+    }
+}
+
+// ------------------------------------------------ properties of the design
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Reducer determinism: views refreshed incrementally, with snapshots at
+    /// random points and reopens between them, end in the state of one
+    /// fold over the full log.
+    #[test]
+    fn incremental_refreshes_equal_full_replay(steps in steps()) {
+        let dir = test_dir();
+        let (mut log, events) = play(dir.path(), &steps, false)?;
+        ok(log.refresh_all())?;
+        prop_assert_eq!(views_json(&log), folds_json(&read_full(&log)?));
+        prop_assert_eq!(views_json(&log), folds_json(&events));
+    }
+
+    /// Rotation invariance: the same events with rotations at random points
+    /// give the same history and the same states as without any rotation.
+    #[test]
+    fn rotations_change_neither_history_nor_state(steps in steps()) {
+        let (rotated, plain) = (test_dir(), test_dir());
+        let (mut with, _) = play(rotated.path(), &steps, true)?;
+        let (mut without, _) = play(plain.path(), &steps, false)?;
+        ok(with.refresh_all())?;
+        ok(without.refresh_all())?;
+        prop_assert_eq!(read_full(&with)?, read_full(&without)?);
+        prop_assert_eq!(views_json(&with), views_json(&without));
+    }
+
+    /// Snapshot equivalence: rebuilding every view, or deleting every
+    /// snapshot and reopening, gives the incrementally maintained states.
+    #[test]
+    fn rebuilt_views_equal_incremental_views(steps in steps()) {
+        let dir = test_dir();
+        let (mut log, _) = play(dir.path(), &steps, true)?;
+        ok(log.refresh_all())?;
+        let incremental = views_json(&log);
+        for name in VIEWS {
+            ok(log.rebuild_view(name))?;
+        }
+        prop_assert_eq!(views_json(&log), incremental.clone());
+        drop(log);
+        for name in VIEWS {
+            fs::remove_file(snapshot_file(dir.path(), name)).expect("remove snapshot");
+        }
+        let mut log = open(dir.path(), 0);
+        ok(log.refresh_all())?;
+        prop_assert_eq!(views_json(&log), incremental);
+    }
+
+    /// Ordering: after arbitrary rotations, `read_full` (and the raw lines of
+    /// archive and active log, read without eventfold) are exactly the
+    /// appended events in order.
+    #[test]
+    fn read_full_is_append_order(steps in steps()) {
+        let dir = test_dir();
+        let (log, events) = play(dir.path(), &steps, true)?;
+        prop_assert_eq!(&read_full(&log)?, &events);
+        let mut lines = if dir.path().join("archive.jsonl.zst").exists() {
+            archive_lines(dir.path())
+        } else {
+            Vec::new()
+        };
+        let active = fs::read_to_string(dir.path().join("app.jsonl")).expect("read log");
+        lines.extend(active.lines().map(str::to_owned));
+        let expected: Vec<String> = events.iter().map(|e| e.to_json_line().unwrap()).collect();
+        prop_assert_eq!(lines, expected);
+    }
+
+    /// Multi-view consistency: after `refresh_all`, every view is the fold
+    /// of the full history with its own reducer, however far behind each
+    /// one was.
+    #[test]
+    fn every_view_is_the_fold_of_its_reducer(steps in steps()) {
+        let dir = test_dir();
+        let (mut log, events) = play(dir.path(), &steps, true)?;
+        ok(log.refresh_all())?;
+        for name in VIEWS {
+            prop_assert_eq!(view_json(&log, name), fold_json(name, &events), "{}", name);
+        }
+    }
+}
+
+// ------------------------------------------------------ model-based test
+
+#[derive(Debug, Clone)]
+enum Op {
+    Append(EventSpec),
+    Refresh,
+    RefreshView(usize),
+    Rebuild(usize),
+    Rotate,
+    Reopen,
+    /// Drop the log, leave a torn line (no newline) at the end of
+    /// `app.jsonl`, and open again.
+    Crash(Vec<u8>),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let garbage = prop::collection::vec(
+        any::<u8>().prop_filter("no newline", |b| *b != b'\n'),
+        1..40,
+    );
+    prop_oneof![
+        6 => event_spec().prop_map(Op::Append),
+        2 => Just(Op::Refresh),
+        2 => (0..VIEWS.len()).prop_map(Op::RefreshView),
+        1 => (0..VIEWS.len()).prop_map(Op::Rebuild),
+        2 => Just(Op::Rotate),
+        1 => Just(Op::Reopen),
+        1 => garbage.prop_map(Op::Crash),
+    ]
+}
+
+/// What the log should hold, kept in memory.
+#[derive(Debug, Default)]
+struct Model {
+    events: Vec<Event>,
+    /// How many events each view has folded.
+    seen: [usize; VIEWS.len()],
+    /// How many events are in the archive.
+    archived: usize,
+    /// Bytes of the active log.
+    active_len: u64,
+    /// Expected content of `app.jsonl.torn`.
+    torn: Vec<u8>,
+    max_log_size: u64,
+}
+
+impl Model {
+    /// A rotation refreshes every view first; it does nothing at all on an
+    /// empty active log.
+    fn rotate(&mut self) {
+        if self.active_len > 0 {
+            self.seen = [self.events.len(); VIEWS.len()];
+            self.archived = self.events.len();
+            self.active_len = 0;
+        }
+    }
+
+    /// Auto-rotation, on open and before an append.
+    fn auto_rotate(&mut self) {
+        if self.max_log_size > 0 && self.active_len > self.max_log_size {
+            self.rotate();
+        }
+    }
+
+    fn apply(&mut self, op: &Op) {
+        match op {
+            Op::Append(spec) => {
+                self.auto_rotate();
+                let event = spec.event(self.events.len());
+                self.active_len += event.to_json_line().unwrap().len() as u64 + 1;
+                self.events.push(event);
+            }
+            Op::Refresh => self.seen = [self.events.len(); VIEWS.len()],
+            Op::RefreshView(i) | Op::Rebuild(i) => self.seen[*i] = self.events.len(),
+            Op::Rotate => self.rotate(),
+            Op::Reopen => self.auto_rotate(),
+            Op::Crash(garbage) => {
+                self.torn.extend_from_slice(garbage);
+                self.torn.push(b'\n');
+                self.auto_rotate();
+            }
+        }
+    }
+}
+
+/// Runs `op` on the real log.
+fn run(log: EventLog, dir: &Path, model: &Model, op: &Op) -> Result<EventLog, TestCaseError> {
+    let mut log = log;
+    match op {
+        Op::Append(spec) => ok(log.append(&spec.event(model.events.len())).map(drop))?,
+        Op::Refresh => ok(log.refresh_all())?,
+        Op::RefreshView(i) => ok(log.refresh_view(VIEWS[*i]))?,
+        Op::Rebuild(i) => ok(log.rebuild_view(VIEWS[*i]))?,
+        Op::Rotate => ok(log.rotate())?,
+        Op::Reopen => {
+            drop(log);
+            log = open(dir, model.max_log_size);
+        }
+        Op::Crash(garbage) => {
+            drop(log);
+            OpenOptions::new()
+                .append(true)
+                .open(dir.join("app.jsonl"))
+                .and_then(|mut f| f.write_all(garbage))
+                .expect("write torn line");
+            log = open(dir, model.max_log_size);
+        }
+    }
+    Ok(log)
+}
+
+/// Checks the log and its files against the model.
+fn check(log: &EventLog, dir: &Path, model: &Model) -> Result<(), TestCaseError> {
+    prop_assert_eq!(&read_full(log)?, &model.events);
+    let active: Vec<Event> = ok(log
+        .read_from(0)
+        .and_then(|items| items.map(|item| item.map(|(e, _, _)| e)).collect()))?;
+    prop_assert_eq!(&active[..], &model.events[model.archived..]);
+    prop_assert_eq!(log.active_len(), model.active_len);
+    prop_assert_eq!(file_size(&dir.join("app.jsonl")), model.active_len);
+    for (i, name) in VIEWS.iter().enumerate() {
+        let expected = fold_json(name, &model.events[..model.seen[i]]);
+        prop_assert_eq!(view_json(log, name), expected, "view {}", name);
+    }
+    let archived: Vec<String> = match model.archived {
+        0 => Vec::new(),
+        _ => archive_lines(dir),
+    };
+    let expected: Vec<String> = model.events[..model.archived]
+        .iter()
+        .map(|e| e.to_json_line().unwrap())
+        .collect();
+    prop_assert_eq!(archived, expected, "archive content");
+    let torn = fs::read(dir.join("app.jsonl.torn")).unwrap_or_default();
+    prop_assert_eq!(torn, model.torn.clone(), "app.jsonl.torn");
+    prop_assert!(!dir.join("rotation.json").exists());
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Random operations, with or without auto-rotation, checked against
+    /// the model after every one; at the end every view, refreshed, rebuilt
+    /// or replayed without snapshots, is the fold of the whole history.
+    #[test]
+    fn log_behaves_like_a_vec_of_events(
+        ops in prop::collection::vec(op(), 1..40),
+        max_log_size in prop_oneof![Just(0u64), 150u64..600],
+    ) {
+        let dir = test_dir();
+        let dir = dir.path();
+        let mut model = Model { max_log_size, ..Model::default() };
+        let mut log = open(dir, max_log_size);
+        for op in &ops {
+            log = run(log, dir, &model, op)?;
+            model.apply(op);
+            check(&log, dir, &model)?;
+        }
+        ok(log.refresh_all())?;
+        let full = folds_json(&model.events);
+        prop_assert_eq!(views_json(&log), full.clone(), "refresh_all");
+        for name in VIEWS {
+            ok(log.rebuild_view(name))?;
+        }
+        prop_assert_eq!(views_json(&log), full, "rebuild_view");
+    }
+}
