@@ -386,6 +386,57 @@ impl EventLog {
         result
     }
 
+    /// Appends several events with one write and one sync; returns the
+    /// offset of each event's line, in order.
+    ///
+    /// This is much faster than appending the events one by one, because
+    /// the cost of an append is the sync. The batch is acknowledged as a
+    /// whole: when the call returns `Ok`, every event of it is durable.
+    /// A crash in the middle of the call leaves a prefix of the batch on
+    /// disk: some whole events, possibly followed by a partial line that
+    /// the next open cuts off (see [`EventLogBuilder::open`]); never a
+    /// glued or damaged event. An empty batch writes nothing.
+    ///
+    /// Auto-rotation is checked once, before the batch is written.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::{Event, EventLog};
+    /// use serde_json::json;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let mut log = EventLog::open(dir.path())?;
+    /// let batch: Vec<Event> = (0..3).map(|n| Event::with_ts("n", json!(n), 1)).collect();
+    /// let offsets = log.append_batch(&batch)?;
+    /// assert_eq!(offsets, [0, 29, 58]); // each line is {"type":"n","data":N,"ts":1} + newline
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`append`](Self::append). If an event cannot be serialized,
+    /// nothing of the batch is written.
+    pub fn append_batch(&mut self, events: &[Event]) -> Result<Vec<u64>> {
+        self.check_usable()?;
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.needs_rotation() {
+            self.rotate()?;
+        }
+        let mut lines = mem::take(&mut self.line);
+        lines.clear();
+        let mut offsets = Vec::with_capacity(events.len());
+        let serialized = events.iter().try_for_each(|event| {
+            offsets.push(self.len + lines.len() as u64);
+            event.write_line(&mut lines)
+        });
+        let result = serialized.and_then(|()| self.write_synced(&lines));
+        self.line = lines;
+        result.map(|_| offsets)
+    }
+
     /// Writes and syncs complete lines; poisons the log on failure.
     fn write_synced(&mut self, lines: &[u8]) -> Result<u64> {
         let written = self

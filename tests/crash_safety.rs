@@ -630,3 +630,28 @@ fn poisoned_error_tells_to_reopen() {
     assert!(text.contains("data/app.jsonl"), "{text}");
     assert!(text.contains("reopen"), "{text}");
 }
+
+// ---------------------------------------------------------------- batch
+
+/// A crash in the middle of `append_batch` leaves a prefix of the batch's
+/// bytes: the whole lines in it are kept, in order, and the partial line
+/// after them is cut. Every cut point of a batch of 4 is tried.
+#[test]
+fn crash_mid_batch_leaves_a_prefix_of_whole_events() {
+    let batch: Vec<u8> = (3..7)
+        .flat_map(|n| [line_of(n), b"\n".to_vec()].concat())
+        .collect();
+    for cut in (0..batch.len()).step_by(7) {
+        let dir = committed_log(0, 3);
+        append_raw(&dir.path().join(LOG), &batch[..cut]);
+        let whole = batch[..cut].iter().filter(|&&b| b == b'\n').count() as u64;
+        let log = open_with_views(dir.path());
+        assert_eq!(
+            all_events(&log),
+            events_of(&range(0..3 + whole)),
+            "cut at byte {cut} of the batch"
+        );
+        drop(log);
+        assert_recovers(dir.path(), &range(0..3 + whole));
+    }
+}

@@ -511,3 +511,48 @@ fn concurrent_appends_through_a_mutex_lose_nothing() {
     let distinct: BTreeSet<u64> = seen.into_iter().collect();
     assert_eq!(distinct, (0..THREADS * PER_THREAD).collect());
 }
+
+/// A batch is written as consecutive lines; the offsets returned are where
+/// each line starts, and the events read back in order.
+#[test]
+fn append_batch_returns_the_offset_of_each_line() {
+    let dir = test_dir();
+    let mut log = open(dir.path());
+    append_numbered(&mut log, 0..2);
+    let batch: Vec<Event> = (2..7).map(numbered).collect();
+    let offsets = log.append_batch(&batch).expect("append_batch");
+    assert_eq!(offsets, line_starts(dir.path())[2..]);
+    assert_eq!(numbers(&all_events(&log)), (0..7).collect::<Vec<_>>());
+    let end = fs::metadata(log_path(dir.path())).expect("stat").len();
+    assert_eq!(log.append(&numbered(7)).expect("append"), end);
+}
+
+/// An empty batch writes nothing and returns no offsets.
+#[test]
+fn empty_batch_writes_nothing() {
+    let dir = test_dir();
+    let mut log = open(dir.path());
+    append_numbered(&mut log, 0..1);
+    let before = fs::read(log_path(dir.path())).expect("read");
+    assert!(log.append_batch(&[]).expect("empty batch").is_empty());
+    assert_eq!(fs::read(log_path(dir.path())).expect("read"), before);
+}
+
+/// Auto-rotation is checked once before a batch: the whole batch lands in
+/// the fresh active log.
+#[test]
+fn append_batch_rotates_first_when_over_the_threshold() {
+    let dir = test_dir();
+    let mut log = EventLog::builder(dir.path())
+        .max_log_size(100)
+        .open()
+        .expect("open");
+    append_numbered(&mut log, 0..4);
+    let batch: Vec<Event> = (4..10).map(numbered).collect();
+    assert_eq!(log.append_batch(&batch).expect("append_batch")[0], 0);
+    assert_eq!(
+        numbers(&active_events(&log, 0)),
+        (4..10).collect::<Vec<_>>()
+    );
+    assert_eq!(numbers(&all_events(&log)), (0..10).collect::<Vec<_>>());
+}
