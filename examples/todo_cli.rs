@@ -1,21 +1,37 @@
 //! The "hello world" of eventfold: a todo list kept as a fold over events.
 //!
+//! Each command is a separate run of the program; the list survives between
+//! runs because it lives in `./todo-data` (or the directory in `TODO_DIR`):
+//!
 //! ```text
-//! cargo run --example todo_cli -- add "buy milk"    # added #0: buy milk
-//! cargo run --example todo_cli -- add "call mum"    # added #1: call mum
-//! cargo run --example todo_cli -- done 0            # completed #0
-//! cargo run --example todo_cli -- list              # [x] #0 buy milk
-//!                                                   # [ ] #1 call mum
+//! $ cargo run --example todo_cli -- add "buy milk"
+//! added #0: buy milk
+//! $ cargo run --example todo_cli -- add "call mum"
+//! added #1: call mum
+//! $ cargo run --example todo_cli -- done 0
+//! completed #0
+//! $ cargo run --example todo_cli -- list
+//! [x] #0 buy milk
+//! [ ] #1 call mum
 //! ```
 //!
-//! Data lives in `./todo-data` (or the directory in `TODO_DIR`), so the list
-//! survives between runs. Look at it with `cat todo-data/app.jsonl`.
+//! Look at the events with `cat todo-data/app.jsonl`. Bad arguments print
+//! the usage to stderr and exit with status 1.
 
+use std::error::Error;
 use std::process::ExitCode;
 
 use eventfold::{Event, EventLog};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+
+const USAGE: &str = "usage: todo_cli add TEXT | done ID | list";
+
+enum Command<'a> {
+    Add(&'a str),
+    Done(u64),
+    List,
+}
 
 /// The state: everything the app knows, derived from the events.
 #[derive(Default, Clone, Serialize, Deserialize)]
@@ -59,52 +75,51 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("{message}");
+        Err(e) => {
+            eprintln!("todo_cli: {e}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn run(args: &[String]) -> Result<(), String> {
-    const USAGE: &str = "usage: todo_cli add TEXT | done ID | list";
-    let dir = std::env::var("TODO_DIR").unwrap_or_else(|_| "todo-data".into());
-    // Open the log (creating the directory on first run) with one view.
-    let mut log = EventLog::builder(&dir)
-        .view::<Todos>("todos", reduce)
-        .open()
-        .map_err(|e| e.to_string())?;
-    log.refresh_all().map_err(|e| e.to_string())?;
-    let todos = log
-        .view::<Todos>("todos")
-        .map_err(|e| e.to_string())?
-        .clone();
+fn run(args: &[String]) -> Result<(), Box<dyn Error>> {
+    // Check the arguments before touching the disk.
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let command = match args[..] {
+        ["add", text] if !text.trim().is_empty() => Command::Add(text),
+        ["done", id] => Command::Done(id.parse().map_err(|_| USAGE)?),
+        ["list"] => Command::List,
+        _ => return Err(USAGE.into()),
+    };
 
-    match args {
-        [cmd, text] if cmd == "add" && !text.trim().is_empty() => {
+    // Open the log (creating the directory on first run) with one view,
+    // and bring the view up to date: its snapshot makes that cheap.
+    let dir = std::env::var_os("TODO_DIR").unwrap_or_else(|| "todo-data".into());
+    let mut log = EventLog::builder(dir)
+        .view::<Todos>("todos", reduce)
+        .open()?;
+    log.refresh_all()?;
+    let todos = log.view::<Todos>("todos")?.clone();
+
+    match command {
+        Command::Add(text) => {
             // Writing is appending an event; the state follows from it.
-            log.append(&Event::new("todo_added", json!({ "text": text })))
-                .map_err(|e| e.to_string())?;
+            log.append(&Event::new("todo_added", json!({ "text": text })))?;
             println!("added #{}: {text}", todos.next_id);
         }
-        [cmd, id] if cmd == "done" => {
-            let id: u64 = id
-                .parse()
-                .map_err(|_| format!("not a todo id: {id}\n{USAGE}"))?;
+        Command::Done(id) => {
             if !todos.items.iter().any(|t| t.id == id) {
-                return Err(format!("no todo #{id}"));
+                return Err(format!("no todo #{id}").into());
             }
-            log.append(&Event::new("todo_completed", json!({ "id": id })))
-                .map_err(|e| e.to_string())?;
+            log.append(&Event::new("todo_completed", json!({ "id": id })))?;
             println!("completed #{id}");
         }
-        [cmd] if cmd == "list" => {
+        Command::List => {
             for t in &todos.items {
                 println!("[{}] #{} {}", if t.done { "x" } else { " " }, t.id, t.text);
             }
         }
-        _ => return Err(USAGE.into()),
     }
-    // Fold the new event in, which also saves the snapshot.
-    log.refresh_all().map_err(|e| e.to_string())
+    // Fold the new event in, which also saves the snapshot for next time.
+    Ok(log.refresh_all()?)
 }
