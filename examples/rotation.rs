@@ -5,9 +5,9 @@
 //! ```text
 //! $ cargo run --example rotation
 //! data directory: /tmp/eventfold-example-rotation
-//! directory: app.jsonl  eventfold.lock  views/
+//! directory: app.jsonl  views/
 //! event 10: app.jsonl was 450 bytes, over 400, so append rotated it first
-//! directory: app.jsonl  archive.jsonl.zst  eventfold.lock  views/
+//! directory: app.jsonl  archive.jsonl.zst  views/
 //! event 18: app.jsonl was 408 bytes, over 400, so append rotated it first
 //! view: 20 readings, last #20, 0 out of sequence
 //! after rotate(): app.jsonl is 0 bytes

@@ -1,14 +1,17 @@
 //! Rotation: moving the active log into the zstd archive, crash-safely.
 //!
 //! The archive, `archive.jsonl.zst`, is a sequence of standard zstd frames,
-//! one per rotation; decompressed in order they are the closed history as
-//! JSON Lines (`zstd -d archive.jsonl.zst --stdout` prints it).
+//! one per rotation, each with its content size and a checksum of its
+//! content; decompressed in order they are the closed history as JSON
+//! Lines (`zstd -d archive.jsonl.zst --stdout` prints it).
 //!
 //! A rotation of an active log of `M` bytes, when the archive is `A` bytes:
 //!
-//! 1. refresh every registered view (each snapshot now sits at `M`) and
-//!    delete any snapshot that is not at `M` with the hash of the log's
-//!    last line: it could not follow the bytes into the archive;
+//! 1. refresh every registered view (each snapshot now sits at `M`); check
+//!    that every line of `app.jsonl` is a valid event and that nobody else
+//!    changed its length; delete any snapshot that is not at `M` with the
+//!    hash of the log's last line: it could not follow the bytes into the
+//!    archive;
 //! 2. write the intent record `rotation.json` = `{"archive_len":A,"log_len":M}`
 //!    (atomically, directory synced);
 //! 3. append `app.jsonl` as one zstd frame to the archive and sync it;
@@ -116,8 +119,10 @@ impl EventLog {
     ///
     /// # Errors
     ///
-    /// Any error of [`refresh_all`](EventLog::refresh_all), which leaves the
-    /// files as they were. An [`Error::Io`] once the archive is being
+    /// Any error of [`refresh_all`](EventLog::refresh_all), and
+    /// [`Error::Corrupt`] if a line of the active log is not a valid event
+    /// or another program changed the file: these leave the files as they
+    /// were. An [`Error::Io`] once the archive is being
     /// written leaves the rotation half done on disk: the log is then
     /// [poisoned](Error::Poisoned) and the next open completes or undoes it.
     pub fn rotate(&mut self) -> Result<()> {
@@ -126,8 +131,9 @@ impl EventLog {
             return Ok(());
         }
         self.refresh_all()?;
+        self.check_active_log()?;
         let last_hash = self.hash_before(self.len)?.unwrap_or_default();
-        snapshot::prune_before_rotation(&self.views_dir, self.len, &last_hash)?;
+        snapshot::prune_before_rotation(&self.views_dir, self.len, &last_hash, self.archive_len)?;
         let result = self.move_to_archive();
         if let Err(e) = &result {
             let failed = match e {
@@ -155,6 +161,7 @@ impl EventLog {
         let archive = durable::open_append(&self.archive_path)?;
         let source = File::open(&self.log_path).at(&self.log_path)?;
         let mut encoder = zstd::Encoder::new(&archive, LEVEL).at(&self.archive_path)?;
+        encoder.include_checksum(true).at(&self.archive_path)?;
         encoder.include_contentsize(true).at(&self.archive_path)?;
         encoder
             .set_pledged_src_size(Some(self.len))
@@ -178,16 +185,53 @@ impl EventLog {
         archive.sync_all().at(&self.archive_path)?;
         let archive_len = archive.metadata().at(&self.archive_path)?.len();
 
+        self.check_unchanged_len()?;
         self.file.set_len(0).at(&self.log_path)?;
         self.file.sync_all().at(&self.log_path)?;
         self.len = 0;
         self.archive_len = archive_len;
 
-        snapshot::shift_after_rotation(&self.views_dir, intent.log_len)?;
+        self.checked_len = 0;
+        snapshot::shift_after_rotation(&self.views_dir, intent.log_len, archive_len)?;
         for view in &mut self.views {
-            view.rotated(archive_len);
+            view.rotated(self.id, archive_len);
         }
         durable::remove_file(&intent_path)
+    }
+}
+
+impl EventLog {
+    /// Before a rotation: every line of the active log must be a valid
+    /// event, so that no damage moves into the compressed archive, where it
+    /// could no longer be repaired by hand. Lines this log wrote itself, or
+    /// already read in full, are not read again.
+    fn check_active_log(&mut self) -> Result<()> {
+        self.check_unchanged_len()?;
+        if self.checked_len < self.len {
+            let mut lines = self.active_lines(self.checked_len)?;
+            while let Some(line) = lines.next_event()? {
+                self.checked_len = line.end;
+            }
+        }
+        Ok(())
+    }
+
+    /// The active log must still have exactly the length this log wrote:
+    /// anything else means another program changed it, and truncating it
+    /// would destroy what it added.
+    fn check_unchanged_len(&self) -> Result<()> {
+        let actual = self.file.metadata().at(&self.log_path)?.len();
+        if actual == self.len {
+            return Ok(());
+        }
+        Err(Error::corrupt(
+            &self.log_path,
+            actual.min(self.len),
+            format!(
+                "the file is {actual} bytes long, but this log wrote {}: another program changed it",
+                self.len
+            ),
+        ))
     }
 }
 
@@ -245,7 +289,7 @@ pub(crate) fn recover(dir: &Path, log_path: &Path, views_dir: &Path) -> Result<(
                 ),
             ));
         }
-        snapshot::shift_after_rotation(views_dir, intent.log_len)?;
+        snapshot::shift_after_rotation(views_dir, intent.log_len, archive_len)?;
         ::log::warn!("eventfold: completed a rotation interrupted after the archive was written");
     } else {
         return Err(Error::corrupt(

@@ -101,6 +101,16 @@ pub enum Error {
         /// The length of the active log.
         len: u64,
     },
+    /// An event whose JSON line would be longer than eventfold's limit of
+    /// 256 MiB; it is not written.
+    EventTooLarge {
+        /// The event's type.
+        event_type: String,
+        /// The size of its JSON, in bytes.
+        size: u64,
+        /// The limit, in bytes.
+        max: u64,
+    },
     /// An event or a view state could not be turned into JSON.
     Serialize {
         /// What was being serialized.
@@ -184,6 +194,14 @@ impl fmt::Display for Error {
                 f,
                 "offset {offset} is not the start of a line in {} (length {len})",
                 path.display()
+            ),
+            Error::EventTooLarge {
+                event_type,
+                size,
+                max,
+            } => write!(
+                f,
+                "event of type {event_type:?} is {size} bytes of JSON, over the limit of {max}"
             ),
             Error::Serialize { what, source } => {
                 write!(f, "could not serialize {what} to JSON: {source}")

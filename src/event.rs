@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::reader::MAX_LINE;
 
 /// One fact that happened in the application, as stored in the log.
 ///
@@ -109,7 +110,8 @@ impl Event {
     /// # Errors
     ///
     /// [`Error::Serialize`] if `data` cannot be written as JSON, which
-    /// cannot happen for a `serde_json::Value` built by serde_json itself.
+    /// cannot happen for a `serde_json::Value` built by serde_json itself;
+    /// [`Error::EventTooLarge`] if the line would exceed 256 MiB.
     pub fn to_json_line(&self) -> Result<String> {
         let mut buf = Vec::new();
         self.write_line(&mut buf)?;
@@ -141,10 +143,20 @@ impl Event {
 
     /// Appends the event's line, newline included, to `buf`.
     pub(crate) fn write_line(&self, buf: &mut Vec<u8>) -> Result<()> {
+        let start = buf.len();
         serde_json::to_writer(&mut *buf, self).map_err(|source| Error::Serialize {
             what: format!("event of type {:?}", self.event_type),
             source,
         })?;
+        let size = (buf.len() - start) as u64;
+        if size > MAX_LINE {
+            buf.truncate(start);
+            return Err(Error::EventTooLarge {
+                event_type: self.event_type.clone(),
+                size,
+                max: MAX_LINE,
+            });
+        }
         buf.push(b'\n');
         Ok(())
     }

@@ -2,10 +2,12 @@
 //! registry of views.
 
 use std::fmt;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, Write};
 use std::mem;
+use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -15,15 +17,17 @@ use crate::durable;
 use crate::error::{Error, IoContext, Result};
 use crate::event::{Event, hash_hex, line_hash};
 use crate::reader::{
-    self, ActiveLines, ArchiveLines, Lines, READ_BUF, ReadFrom, ReadFull, line_start_before,
+    self, ActiveLines, ArchiveLines, Lines, MAX_LINE, READ_BUF, ReadFrom, ReadFull,
+    line_start_before,
 };
 use crate::snapshot::SNAPSHOT_SUFFIX;
 use crate::view::{AnyView, ReduceFn, View};
 
+/// Source of [`EventLog::id`]s.
+static NEXT_LOG_ID: AtomicU64 = AtomicU64::new(1);
+
 /// File name of the active log inside the data directory.
 pub(crate) const LOG_FILE: &str = "app.jsonl";
-/// File name of the lock file inside the data directory.
-pub(crate) const LOCK_FILE: &str = "eventfold.lock";
 /// File that keeps the bytes of torn tails cut from the active log.
 pub(crate) const TORN_FILE: &str = "app.jsonl.torn";
 /// Name of the snapshot directory inside the data directory.
@@ -38,14 +42,14 @@ pub(crate) const VIEWS_DIR: &str = "views";
 ///   app.jsonl            active log: one JSON event per line, append-only
 ///   archive.jsonl.zst    closed history: one zstd frame per rotation
 ///   views/NAME.snapshot.json
-///   eventfold.lock       held while a log is open
 /// ```
 ///
 /// Writing is [`append`](EventLog::append); reading is through views, which
 /// fold every event through a reducer ([`view`](EventLog::view) after
 /// [`refresh_all`](EventLog::refresh_all)). Refreshing is always explicit:
 /// `view` does no I/O. Only one `EventLog` may have a directory open at a
-/// time, in any process; a second open gets [`Error::Locked`].
+/// time, in any process: `open` takes an exclusive lock (`flock`) on the
+/// directory, and a second open gets [`Error::Locked`].
 ///
 /// `EventLog` is `Send`: to share it between threads or request handlers,
 /// put it in an `Arc<Mutex<EventLog>>`.
@@ -86,6 +90,13 @@ pub struct EventLog {
     _lock: File,
     /// Reused serialization buffer for appends.
     line: Vec<u8>,
+    /// Bytes at the start of the active log known to hold valid events
+    /// (written by this log, or read by a full pass); rotation checks the
+    /// rest before moving it into the archive.
+    pub(crate) checked_len: u64,
+    /// Distinguishes this open log from any other, so that a view knows
+    /// whether its in-memory position refers to this log.
+    pub(crate) id: u64,
 }
 
 /// Configures and opens an [`EventLog`]: the directory, the auto-rotation
@@ -194,7 +205,13 @@ impl EventLogBuilder {
         if self.error.is_some() {
             return self;
         }
-        if self.views.iter().any(|v| v.name() == name) {
+        // Case-insensitively: on some file systems `Todos` and `todos`
+        // would share one snapshot file.
+        if self
+            .views
+            .iter()
+            .any(|v| v.name().eq_ignore_ascii_case(name))
+        {
             self.error = Some(Error::DuplicateView {
                 name: name.to_owned(),
             });
@@ -209,16 +226,19 @@ impl EventLogBuilder {
 
     /// Opens the log, creating what is missing.
     ///
-    /// On a new directory this creates the directory, `views/`, `app.jsonl`
-    /// and the lock file, each made durable by syncing its parent
-    /// directory. On an existing one it keeps every file and, in order:
-    /// takes the lock; removes temporary files of interrupted snapshot
+    /// On a new directory this creates the directory, `views/` and
+    /// `app.jsonl`, each made durable by syncing its parent directory. On an existing one it keeps every file and, in order:
+    /// takes the lock on the directory; removes temporary files of interrupted snapshot
     /// writes; completes or undoes a rotation a crash interrupted; cuts a
     /// torn last line (a line without its newline, left by a crash in the
     /// middle of an append) off `app.jsonl`, keeping its bytes in
-    /// `app.jsonl.torn`; loads every registered view's snapshot (checked
+    /// `app.jsonl.torn` (a complete event that only lacks its newline gets
+    /// the newline instead), and syncs `app.jsonl`; loads every registered view's snapshot (checked
     /// against the log, no event is read). Finally, if the active log is
-    /// larger than [`max_log_size`](Self::max_log_size), it is rotated.
+    /// larger than [`max_log_size`](Self::max_log_size), it is rotated; if
+    /// that rotation fails, the error is logged as a warning (through the
+    /// `log` crate) and the log opens anyway, so that it can still be read;
+    /// the next append tries again.
     ///
     /// # Examples
     ///
@@ -260,7 +280,7 @@ impl EventLogBuilder {
         let archive_path = dir.join(ARCHIVE_FILE);
         let file = durable::open_append(&log_path)?;
         archive::recover(&dir, &log_path, &views_dir)?;
-        let len = cut_torn_tail(&file, &log_path, &dir.join(TORN_FILE))?;
+        let len = repair_tail(&file, &log_path, &dir.join(TORN_FILE))?;
         let archive_len = archive::file_len(&archive_path)?;
 
         let mut log = EventLog {
@@ -276,14 +296,21 @@ impl EventLogBuilder {
             poisoned: None,
             _lock: lock,
             line: Vec::new(),
+            checked_len: 0,
+            id: NEXT_LOG_ID.fetch_add(1, Ordering::Relaxed),
         };
         let mut views = self.views;
         for view in &mut views {
             view.load(&log)?;
         }
         log.views = views;
-        if log.needs_rotation() {
-            log.rotate()?;
+        if log.needs_rotation()
+            && let Err(e) = log.rotate()
+        {
+            ::log::warn!(
+                "eventfold: automatic rotation of {} on open failed, will retry on the next append: {e}",
+                log.log_path.display()
+            );
         }
         Ok(log)
     }
@@ -448,6 +475,9 @@ impl EventLog {
             return Err(Error::io(&self.log_path, e));
         }
         let offset = self.len;
+        if self.checked_len == self.len {
+            self.checked_len += lines.len() as u64;
+        }
         self.len += lines.len() as u64;
         Ok(offset)
     }
@@ -732,16 +762,24 @@ impl EventLog {
         f: impl FnOnce(&mut [Box<dyn AnyView>], &EventLog) -> Result<T>,
     ) -> Result<T> {
         let mut views = mem::take(&mut self.views);
-        let result = f(&mut views, self);
+        // A reducer may panic; the registry must be back in place even then.
+        let result = panic::catch_unwind(AssertUnwindSafe(|| f(&mut views, self)));
         self.views = views;
-        result
+        result.unwrap_or_else(|payload| panic::resume_unwind(payload))
     }
 
     /// Lines of the active log from `offset` to the acknowledged end.
     pub(crate) fn active_lines(&self, offset: u64) -> Result<ActiveLines> {
+        let Some(remaining) = self.len.checked_sub(offset) else {
+            return Err(Error::InvalidOffset {
+                path: self.log_path.clone(),
+                offset,
+                len: self.len,
+            });
+        };
         let mut file = File::open(&self.log_path).at(&self.log_path)?;
         file.seek(io::SeekFrom::Start(offset)).at(&self.log_path)?;
-        let reader = BufReader::with_capacity(READ_BUF, file.take(self.len - offset));
+        let reader = BufReader::with_capacity(READ_BUF, file.take(remaining));
         Ok(Lines::new(
             reader,
             self.log_path.clone(),
@@ -820,47 +858,61 @@ impl fmt::Debug for EventLog {
     }
 }
 
-/// Takes the exclusive lock on the directory's lock file.
+/// Takes the exclusive lock on the data directory.
+///
+/// The lock is on the directory itself, not on a file in it: a lock file
+/// can be deleted by a cleanup tool while the log is open, which would let
+/// a second writer in. The directory cannot go away while it holds the log.
 fn lock_dir(dir: &Path) -> Result<File> {
-    let path = dir.join(LOCK_FILE);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .at(&path)?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked { path }),
-        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+    let handle = File::open(dir).at(dir)?;
+    match handle.try_lock() {
+        Ok(()) => Ok(handle),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked {
+            path: dir.to_path_buf(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(dir, e)),
     }
 }
 
-/// Cuts a torn last line (bytes after the last newline, left by a crash in
-/// the middle of an append) off the active log. Those bytes were never
-/// acknowledged; they are kept, one line per cut, in `torn_path`, synced
-/// before the log is truncated. Returns the log's length afterwards.
-fn cut_torn_tail(file: &File, log_path: &Path, torn_path: &Path) -> Result<u64> {
+/// Repairs the end of the active log after a crash and syncs it, so that
+/// every byte it holds from now on is durable. Returns its length.
+///
+/// The bytes after the last newline are a torn line: an append that a
+/// crash cut short, never acknowledged. If they are a complete, valid
+/// event that only lacks its newline (a crash between the two, or a
+/// file edited by hand), the newline is added and the event kept.
+/// Otherwise they are cut off, after being appended, as one line, to
+/// `torn_path` and synced there, so that nothing is destroyed.
+fn repair_tail(file: &File, log_path: &Path, torn_path: &Path) -> Result<u64> {
     let len = file.metadata().at(log_path)?.len();
-    if len == 0 {
-        return Ok(0);
-    }
     let mut reader = File::open(log_path).at(log_path)?;
     let keep = line_start_before(&mut reader, len).at(log_path)?;
     if keep == len {
+        file.sync_data().at(log_path)?;
         return Ok(len);
     }
-    let mut torn = reader::read_range(&mut reader, keep, len).at(log_path)?;
-    torn.push(b'\n');
+    let tail_len = len - keep;
+    if tail_len <= MAX_LINE {
+        let tail = reader::read_range(&mut reader, keep, len).at(log_path)?;
+        if serde_json::from_slice::<Event>(&tail).is_ok() {
+            (&*file).write_all(b"\n").at(log_path)?;
+            file.sync_data().at(log_path)?;
+            ::log::warn!(
+                "eventfold: the last event of {} (offset {keep}) lacked its newline; added it",
+                log_path.display()
+            );
+            return Ok(len + 1);
+        }
+    }
     let mut side = durable::open_append(torn_path)?;
-    side.write_all(&torn).at(torn_path)?;
+    reader.seek(io::SeekFrom::Start(keep)).at(log_path)?;
+    io::copy(&mut (&mut reader).take(tail_len), &mut side).at(torn_path)?;
+    side.write_all(b"\n").at(torn_path)?;
     side.sync_data().at(torn_path)?;
     file.set_len(keep).at(log_path)?;
     file.sync_all().at(log_path)?;
     ::log::warn!(
-        "eventfold: cut an incomplete last line ({} bytes at offset {keep}) from {}; its bytes are kept in {}",
-        len - keep,
+        "eventfold: cut an incomplete last line ({tail_len} bytes at offset {keep}) from {}; its bytes are kept in {}",
         log_path.display(),
         torn_path.display()
     );

@@ -12,6 +12,11 @@ use crate::event::{Event, hash_hex, line_hash};
 /// log makes few system calls.
 pub(crate) const READ_BUF: usize = 64 * 1024;
 
+/// The longest line eventfold writes or reads, newline excluded: 256 MiB.
+/// A longer line in a file can only be damage, and reading it whole could
+/// exhaust memory.
+pub(crate) const MAX_LINE: u64 = 256 * 1024 * 1024;
+
 /// One parsed line.
 pub(crate) struct LineEvent {
     pub(crate) event: Event,
@@ -60,7 +65,10 @@ impl<R: BufRead> Lines<R> {
             return Ok(None);
         }
         self.buf.clear();
-        let n = match self.reader.read_until(b'\n', &mut self.buf) {
+        let n = match (&mut self.reader)
+            .take(MAX_LINE + 1)
+            .read_until(b'\n', &mut self.buf)
+        {
             Ok(n) => n,
             Err(e) => return Err(self.read_error(e)),
         };
@@ -75,7 +83,12 @@ impl<R: BufRead> Lines<R> {
             };
         }
         if self.buf.last() != Some(&b'\n') {
-            return Err(self.corrupt(start, "the last line has no newline".to_owned()));
+            let detail = if n as u64 > MAX_LINE {
+                format!("a line is longer than the limit of {MAX_LINE} bytes")
+            } else {
+                "the last line has no newline".to_owned()
+            };
+            return Err(self.corrupt(start, detail));
         }
         let line = &self.buf[..n - 1];
         if line.iter().all(u8::is_ascii_whitespace) {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::durable;
 use crate::error::{Error, IoContext, Result};
@@ -170,11 +170,51 @@ pub(crate) fn path_for(views_dir: &Path, name: &str) -> PathBuf {
     views_dir.join(format!("{name}{SNAPSHOT_SUFFIX}"))
 }
 
-/// Calls `f` with the path and parsed content of every snapshot file in
-/// `views_dir`, whatever its state type; `None` for a damaged file.
+/// A view's snapshot file as views write it: a [`Snapshot`] plus the
+/// length of the archive its state includes. `Snapshot::load` ignores the
+/// extra key; a file without it (written by `Snapshot::save`) is accepted
+/// without the archive check.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct ViewSnapshot<S> {
+    pub(crate) state: S,
+    pub(crate) offset: u64,
+    pub(crate) hash: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) archive_len: Option<u64>,
+}
+
+impl<S: Serialize> ViewSnapshot<S> {
+    /// Writes the snapshot file atomically and durably.
+    pub(crate) fn save(&self, path: &Path) -> Result<()> {
+        let bytes = serde_json::to_vec(self).map_err(|source| Error::Serialize {
+            what: format!("snapshot {}", path.display()),
+            source,
+        })?;
+        durable::write_atomic(path, &bytes)
+    }
+}
+
+impl<S: DeserializeOwned> ViewSnapshot<S> {
+    /// Reads a snapshot file; `Ok(None)` if there is none.
+    pub(crate) fn load(path: &Path) -> Result<Option<Self>> {
+        let bytes = match fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| json_error(path, &bytes, &e))
+    }
+}
+
+/// Calls `f` with the path and content of every snapshot file in
+/// `views_dir`, whatever its state type (kept as raw JSON text, so that
+/// rewriting a file changes nothing but its position); `None` for a
+/// damaged file.
 fn for_each_snapshot(
     views_dir: &Path,
-    mut f: impl FnMut(&Path, Option<Snapshot<Value>>) -> Result<()>,
+    mut f: impl FnMut(&Path, Option<ViewSnapshot<&RawValue>>) -> Result<()>,
 ) -> Result<()> {
     for entry in fs::read_dir(views_dir).at(views_dir)? {
         let path = entry.at(views_dir)?.path();
@@ -184,41 +224,67 @@ fn for_each_snapshot(
         if !is_snapshot {
             continue;
         }
-        match Snapshot::<Value>::load(&path) {
-            Ok(Some(snap)) => f(&path, Some(snap))?,
-            Ok(None) => {}
-            Err(Error::Corrupt { .. }) => f(&path, None)?,
-            Err(e) => return Err(e),
-        }
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        f(&path, serde_json::from_slice(&bytes).ok())?;
     }
     Ok(())
 }
 
 /// Before a rotation of an active log of `log_len` bytes whose last line
-/// has hash `last_hash`: deletes every snapshot that does not reflect the
-/// whole active log (a view not registered with the rotating log, a stale
-/// copy, a damaged file). Once the log's bytes move into the archive such a
-/// snapshot could not catch up, and after the shift to offset 0 its hash
-/// could no longer tell; that view is rebuilt from the archive when next
-/// used.
-pub(crate) fn prune_before_rotation(views_dir: &Path, log_len: u64, last_hash: &str) -> Result<()> {
+/// has hash `last_hash`, with an archive of `archive_len` bytes: deletes
+/// every snapshot that does not reflect exactly that (a view not
+/// registered with the rotating log, a stale copy, a damaged file). Once
+/// the log's bytes move into the archive such a snapshot could not catch
+/// up, and after the shift to offset 0 its hash could no longer tell; that
+/// view is rebuilt from the archive when next used. The deletions are made
+/// durable before the rotation goes on.
+pub(crate) fn prune_before_rotation(
+    views_dir: &Path,
+    log_len: u64,
+    last_hash: &str,
+    archive_len: u64,
+) -> Result<()> {
+    let mut removed = false;
     for_each_snapshot(views_dir, |path, snap| match snap {
-        Some(snap) if snap.offset == log_len && snap.hash == last_hash => Ok(()),
-        _ => durable::remove_file(path),
-    })
+        Some(snap)
+            if snap.offset == log_len
+                && snap.hash == last_hash
+                && snap.archive_len.is_none_or(|a| a == archive_len) =>
+        {
+            Ok(())
+        }
+        _ => {
+            removed = true;
+            fs::remove_file(path).at(path)
+        }
+    })?;
+    if removed {
+        durable::sync_dir(views_dir)?;
+    }
+    Ok(())
 }
 
 /// The last step of a rotation: the active log of `rotated_len` bytes has
-/// moved into the archive, so every snapshot at `rotated_len` (and after
-/// [`prune_before_rotation`] there are no others) now sits at offset 0.
-/// Running it again after an interruption finishes the job: a snapshot
-/// already at 0 was shifted by the earlier run.
-pub(crate) fn shift_after_rotation(views_dir: &Path, rotated_len: u64) -> Result<()> {
+/// moved into the archive, now `archive_len` bytes long, so every snapshot
+/// at `rotated_len` (and after [`prune_before_rotation`] there are no
+/// others) now sits at offset 0 of the new active log. Running it again
+/// after an interruption finishes the job: a snapshot already at 0 was
+/// shifted by the earlier run. Each rewrite is durable.
+pub(crate) fn shift_after_rotation(
+    views_dir: &Path,
+    rotated_len: u64,
+    archive_len: u64,
+) -> Result<()> {
     for_each_snapshot(views_dir, |path, snap| match snap {
-        Some(snap) if snap.offset == rotated_len => Snapshot {
+        Some(snap) if snap.offset == rotated_len => ViewSnapshot {
             state: snap.state,
             offset: 0,
             hash: String::new(),
+            archive_len: Some(archive_len),
         }
         .save(path),
         Some(snap) if snap.offset == 0 => Ok(()),

@@ -2,16 +2,18 @@
 //! through its snapshot.
 
 use std::any::Any;
+use std::io;
 use std::mem;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::durable;
 use crate::error::{Error, Result};
 use crate::event::{Event, hash_hex};
 use crate::log::EventLog;
-use crate::snapshot::{self, Snapshot};
+use crate::snapshot::{self, Snapshot, ViewSnapshot};
 
 /// A reducer: a pure function from the state so far and one event to the
 /// next state.
@@ -53,8 +55,8 @@ enum Status {
     /// No usable snapshot: the next refresh replays the full history.
     Stale,
     /// `state` reflects the archive of this length plus the active log up
-    /// to `offset`.
-    Current { archive_len: u64 },
+    /// to `offset`, in the log whose [`EventLog::id`] is `log`.
+    Current { log: u64, archive_len: u64 },
 }
 
 /// A named, derived state: a [`ReduceFn`] folded over every event in the
@@ -187,11 +189,22 @@ where
     /// or the snapshot cannot be saved.
     pub fn refresh(&mut self, log: &EventLog) -> Result<&S> {
         log.check_usable()?;
-        if self.status == Status::Unloaded {
-            self.load(log)?;
-        }
-        match self.status {
-            Status::Current { archive_len } if archive_len == log.archive_len() => {
+        let current = match self.status {
+            Status::Current { log: id, .. } if id != log.id => {
+                // Another log (or the same directory reopened): the
+                // in-memory position means nothing there. Start again from
+                // the snapshot, which is checked against this log.
+                self.load(log)?;
+                self.status
+            }
+            Status::Unloaded => {
+                self.load(log)?;
+                self.status
+            }
+            status => status,
+        };
+        match current {
+            Status::Current { archive_len, .. } if archive_len == log.archive_len() => {
                 self.catch_up(log)?
             }
             _ => self.replay_all(log)?,
@@ -243,7 +256,7 @@ where
     /// marked for a full replay.
     fn load(&mut self, log: &EventLog) -> Result<()> {
         self.status = Status::Stale;
-        let snap = match Snapshot::<S>::load(&self.snapshot_path) {
+        let snap = match ViewSnapshot::<S>::load(&self.snapshot_path) {
             Ok(Some(snap)) => snap,
             Ok(None) => return Ok(()),
             Err(e @ Error::Corrupt { .. }) => {
@@ -252,7 +265,25 @@ where
             }
             Err(e) => return Err(e),
         };
-        if let Some(problem) = log.check_position(snap.offset, &snap.hash)? {
+        let problem = match snap.archive_len {
+            Some(a) if a < log.archive_len() => Some(format!(
+                "it predates a rotation: it includes {a} bytes of the archive, which now has {}",
+                log.archive_len()
+            )),
+            Some(a) => {
+                if a > log.archive_len() {
+                    ::log::warn!(
+                        "eventfold: {} includes {a} bytes of the archive, but the archive has only {}: \
+                         archived history is missing; this view keeps its state, a rebuild would not",
+                        self.snapshot_path.display(),
+                        log.archive_len()
+                    );
+                }
+                log.check_position(snap.offset, &snap.hash)?
+            }
+            None => log.check_position(snap.offset, &snap.hash)?,
+        };
+        if let Some(problem) = problem {
             ::log::warn!(
                 "eventfold: snapshot {} does not match the log ({problem}); rebuilding",
                 self.snapshot_path.display()
@@ -263,6 +294,7 @@ where
         self.offset = snap.offset;
         self.hash = snap.hash;
         self.status = Status::Current {
+            log: log.id,
             archive_len: log.archive_len(),
         };
         Ok(())
@@ -293,7 +325,13 @@ where
         self.status = current;
         if let Some(hash) = last_hash {
             self.hash = hash_hex(hash);
-            self.save()?;
+            let saved = self.save(log);
+            if let (Err(corrupt), Err(save)) = (&result, &saved) {
+                // Report the damage in the log; the snapshot is a cache.
+                ::log::warn!("eventfold: after {corrupt}, saving the snapshot failed too: {save}");
+                return result;
+            }
+            saved?;
         }
         result
     }
@@ -319,19 +357,28 @@ where
         self.offset = offset;
         self.hash = last_hash.map(hash_hex).unwrap_or_default();
         self.status = Status::Current {
+            log: log.id,
             archive_len: log.archive_len(),
         };
-        self.save()
+        self.save(log)
     }
 
-    /// Writes the in-memory state as the view's snapshot.
-    fn save(&self) -> Result<()> {
-        Snapshot {
+    /// Writes the in-memory state as the view's snapshot. If `views/` was
+    /// removed while the log was open, it is created again.
+    fn save(&self, log: &EventLog) -> Result<()> {
+        let snapshot = ViewSnapshot {
             state: &self.state,
             offset: self.offset,
             hash: self.hash.clone(),
+            archive_len: Some(log.archive_len()),
+        };
+        match snapshot.save(&self.snapshot_path) {
+            Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                durable::create_dir_all(durable::parent_of(&self.snapshot_path))?;
+                snapshot.save(&self.snapshot_path)
+            }
+            result => result,
         }
-        .save(&self.snapshot_path)
     }
 }
 
@@ -444,7 +491,7 @@ pub(crate) trait AnyView: Send {
     fn rebuild(&mut self, log: &EventLog) -> Result<()>;
     /// The active log moved into the archive, which is now `archive_len`
     /// bytes long; the view had consumed all of it.
-    fn rotated(&mut self, archive_len: u64);
+    fn rotated(&mut self, log: u64, archive_len: u64);
     fn as_any(&self) -> &dyn Any;
     fn state_type(&self) -> &'static str;
 }
@@ -465,10 +512,10 @@ where
     fn rebuild(&mut self, log: &EventLog) -> Result<()> {
         View::rebuild(self, log).map(|_| ())
     }
-    fn rotated(&mut self, archive_len: u64) {
+    fn rotated(&mut self, log: u64, archive_len: u64) {
         self.offset = 0;
         self.hash.clear();
-        self.status = Status::Current { archive_len };
+        self.status = Status::Current { log, archive_len };
     }
     fn as_any(&self) -> &dyn Any {
         self

@@ -395,3 +395,104 @@ fn unregistered_up_to_date_view_is_not_double_counted() {
     log.refresh_all().unwrap();
     assert_eq!(seq(&log), [0, 1, 2, 3, 4]);
 }
+
+/// A corrupt line in the active log stops a rotation before anything is
+/// written: the damage stays in `app.jsonl`, where it can be repaired by
+/// hand, instead of moving into the compressed archive.
+#[test]
+fn corrupt_line_blocks_rotation_and_stays_in_the_active_log() {
+    let dir = test_dir();
+    append_numbered(&mut EventLog::open(dir.path()).unwrap(), 0..2);
+    let mut bytes = fs::read(active(dir.path())).unwrap();
+    let offset = bytes.len() as u64;
+    bytes.extend_from_slice(b"{\"not\":\"an event\"}\n");
+    fs::write(active(dir.path()), &bytes).unwrap();
+    let mut log = EventLog::open(dir.path()).unwrap();
+    append_numbered(&mut log, 2..3);
+    match log.rotate() {
+        Err(eventfold::Error::Corrupt {
+            path, offset: at, ..
+        }) => {
+            assert_eq!(path, active(dir.path()));
+            assert_eq!(at, offset);
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    assert!(!archive(dir.path()).exists());
+    assert!(!dir.path().join("rotation.json").exists());
+    log.append(&numbered(3)).expect("the log is still writable");
+}
+
+/// With a corrupt line, auto-rotation on open fails; the log opens anyway
+/// so that its events can still be read up to the damage.
+#[test]
+fn open_survives_a_failed_auto_rotation() {
+    let dir = test_dir();
+    append_numbered(&mut EventLog::open(dir.path()).unwrap(), 0..5);
+    let mut file = fs::OpenOptions::new()
+        .append(true)
+        .open(active(dir.path()))
+        .unwrap();
+    std::io::Write::write_all(&mut file, b"garbage\n").unwrap();
+    let log = builder_with_views(dir.path())
+        .max_log_size(10)
+        .open()
+        .expect("opens");
+    let read: Vec<_> = log.read_from(0).unwrap().collect();
+    assert_eq!(read.len(), 6);
+    assert!(read[..5].iter().all(Result::is_ok));
+    assert!(matches!(read[5], Err(eventfold::Error::Corrupt { .. })));
+    assert!(!archive(dir.path()).exists());
+}
+
+/// Bytes added to `app.jsonl` by another program while the log is open are
+/// never truncated away by a rotation.
+#[test]
+fn rotation_refuses_when_another_program_appended() {
+    let dir = test_dir();
+    let mut log = open_with_views(dir.path());
+    append_numbered(&mut log, 0..3);
+    let foreign = numbered(99).to_json_line().unwrap() + "\n";
+    let mut file = fs::OpenOptions::new()
+        .append(true)
+        .open(active(dir.path()))
+        .unwrap();
+    std::io::Write::write_all(&mut file, foreign.as_bytes()).unwrap();
+    assert!(matches!(
+        log.rotate(),
+        Err(eventfold::Error::Corrupt { .. })
+    ));
+    assert!(!archive(dir.path()).exists());
+    assert!(
+        fs::read_to_string(active(dir.path()))
+            .unwrap()
+            .ends_with(&foreign)
+    );
+}
+
+/// A state JSON cannot represent as a plain number (a u128 beyond u64)
+/// keeps its exact text through the rotation's snapshot rewrite.
+#[test]
+fn rotation_keeps_snapshot_state_text_exactly() {
+    fn big(n: u128, _: &Event) -> u128 {
+        n + u128::from(u64::MAX)
+    }
+    let dir = test_dir();
+    let mut log = EventLog::builder(dir.path())
+        .view::<u128>("big", big)
+        .open()
+        .unwrap();
+    append_n(&mut log, 3);
+    log.rotate().unwrap();
+    let text = fs::read_to_string(snapshot_file(dir.path(), "big")).unwrap();
+    assert!(
+        text.contains(&format!("\"state\":{}", 3 * u128::from(u64::MAX))),
+        "{text}"
+    );
+    drop(log);
+    let log = EventLog::builder(dir.path())
+        .view::<u128>("big", big)
+        .open()
+        .unwrap();
+    assert_eq!(*log.view::<u128>("big").unwrap(), 3 * u128::from(u64::MAX));
+}

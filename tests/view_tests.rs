@@ -95,7 +95,7 @@ fn fresh_view_on_empty_log_has_default_state() {
     );
     assert_eq!(
         snapshot_json(dir.path(), "count"),
-        json!({"state": 0, "offset": 0, "hash": ""})
+        json!({"state": 0, "offset": 0, "hash": "", "archive_len": 0})
     );
 }
 
@@ -579,4 +579,76 @@ fn standalone_view_survives_rotation() {
     assert_eq!(view.refresh(&log).unwrap(), &expected);
     let mut again = View::new("solo", seq_reducer, &views).unwrap();
     assert_eq!(again.refresh(&log).unwrap(), &expected);
+}
+
+/// A standalone view used with one log and then another gets each log's
+/// own state: its in-memory position is never applied to the wrong log.
+#[test]
+fn standalone_view_moved_between_logs_follows_each() {
+    let (a, b) = (test_dir(), test_dir());
+    let mut log_a = EventLog::open(a.path()).unwrap();
+    let mut log_b = EventLog::open(b.path()).unwrap();
+    append_n(&mut log_a, 5);
+    append_n(&mut log_b, 1);
+    let mut view = View::new("count", counter_reducer, a.path().join("views")).unwrap();
+    assert_eq!(*view.refresh(&log_a).unwrap(), 5);
+    assert_eq!(*view.refresh(&log_b).unwrap(), 1);
+    append_n(&mut log_b, 9);
+    assert_eq!(*view.refresh(&log_b).unwrap(), 10);
+}
+
+fn explode(n: u64, event: &Event) -> u64 {
+    assert_ne!(event.event_type, "boom", "the reducer rejects this event");
+    n + 1
+}
+
+/// A reducer that panics (caught by the application, as a web server
+/// does) leaves the registry intact: views are still there, and a rebuild
+/// after a fix gives the right state.
+#[test]
+fn panicking_reducer_leaves_the_registry_intact() {
+    let dir = test_dir();
+    let mut log = EventLog::builder(dir.path())
+        .view::<u64>("n", explode)
+        .open()
+        .unwrap();
+    append_n(&mut log, 2);
+    log.refresh_all().unwrap();
+    log.append(&dummy_event("boom")).unwrap();
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| log.refresh_all()));
+    assert!(caught.is_err(), "the reducer panicked");
+    assert!(log.view::<u64>("n").is_ok(), "the view is still registered");
+    drop(log);
+    let mut log = EventLog::builder(dir.path())
+        .view::<u64>("n", counter_reducer)
+        .open()
+        .unwrap();
+    log.rebuild_view("n").unwrap();
+    assert_eq!(*log.view::<u64>("n").unwrap(), 3);
+}
+
+/// Removing `views/` while the log is open costs nothing but a rebuild:
+/// the next refresh creates it again.
+#[test]
+fn removed_views_dir_is_created_again() {
+    let dir = test_dir();
+    let mut log = open_with_views(dir.path());
+    append_n(&mut log, 2);
+    log.refresh_all().unwrap();
+    fs::remove_dir_all(dir.path().join("views")).unwrap();
+    append_n(&mut log, 1);
+    log.refresh_all().unwrap();
+    assert_eq!(snapshot_json(dir.path(), "count")["state"], json!(3));
+}
+
+/// Names that differ only in case would share a snapshot file on some
+/// file systems, so they count as duplicates.
+#[test]
+fn view_names_differing_in_case_are_duplicates() {
+    let dir = test_dir();
+    let result = EventLog::builder(dir.path())
+        .view::<u64>("todos", counter_reducer)
+        .view::<u64>("Todos", counter_reducer)
+        .open();
+    assert!(matches!(result, Err(Error::DuplicateView { name }) if name == "Todos"));
 }

@@ -84,8 +84,19 @@ fn child_appends_until_the_disk_refuses() {
     let again = log
         .append(&numbered(acked))
         .expect_err("a poisoned log refuses appends");
-    assert!(matches!(again, Error::Poisoned { .. }), "{again:?}");
     assert!(again.to_string().contains("reopen"), "{again}");
+    for refused in [Err(again), log.refresh_all(), log.rotate()] {
+        assert!(
+            matches!(&refused, Err(Error::Poisoned { path }) if path.ends_with("app.jsonl")),
+            "{refused:?}"
+        );
+    }
+    let line = big_event(0).to_json_line().expect("serializes").len() as u64 + 1;
+    assert_eq!(
+        log.active_len(),
+        acked * line,
+        "failed appends acknowledge nothing"
+    );
     println!("acked={acked}");
 }
 
