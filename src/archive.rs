@@ -209,8 +209,8 @@ impl EventLog {
         self.check_unchanged_len()?;
         if self.checked_len < self.len {
             let mut lines = self.active_lines(self.checked_len)?;
-            while let Some(line) = lines.next_event()? {
-                self.checked_len = line.end;
+            while let Some(end) = lines.next_valid()? {
+                self.checked_len = end;
             }
         }
         Ok(())

@@ -1,9 +1,13 @@
 //! Reading events back: line splitting, parsing, hashing, and the public
 //! iterators over the active log and the full history.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Take};
 use std::path::PathBuf;
+
+use serde::Deserialize;
+use serde::de::IgnoredAny;
 
 use crate::error::{Error, Result};
 use crate::event::{Event, hash_hex, line_hash};
@@ -61,6 +65,24 @@ impl<R: BufRead> Lines<R> {
 
     /// The next event, or `None` at the end of the stream.
     pub(crate) fn next_event(&mut self) -> Result<Option<LineEvent>> {
+        let Some(start) = self.next_line()? else {
+            return Ok(None);
+        };
+        let line = &self.buf[..self.buf.len() - 1];
+        match serde_json::from_slice(line) {
+            Ok(event) => Ok(Some(LineEvent {
+                event,
+                end: self.pos,
+                hash: line_hash(line),
+            })),
+            Err(e) => Err(self.corrupt(start, format!("line is not a valid event: {e}"))),
+        }
+    }
+
+    /// Reads the next line, newline included, into `buf` and moves `pos`
+    /// past it; returns where it started, or `None` at the end. Fails on
+    /// an unterminated, overlong or empty line.
+    fn next_line(&mut self) -> Result<Option<u64>> {
         if self.end.is_some_and(|end| self.pos >= end) {
             return Ok(None);
         }
@@ -90,23 +112,37 @@ impl<R: BufRead> Lines<R> {
             };
             return Err(self.corrupt(start, detail));
         }
-        let line = &self.buf[..n - 1];
-        if line.iter().all(u8::is_ascii_whitespace) {
+        if self.buf[..n - 1].iter().all(u8::is_ascii_whitespace) {
             return Err(self.corrupt(start, "empty line".to_owned()));
         }
-        let event: Event = match serde_json::from_slice(line) {
-            Ok(event) => event,
-            Err(e) => {
-                let detail = format!("line is not a valid event: {e}");
-                return Err(self.corrupt(start, detail));
-            }
-        };
         self.pos += n as u64;
-        Ok(Some(LineEvent {
-            event,
-            end: self.pos,
-            hash: line_hash(line),
-        }))
+        Ok(Some(start))
+    }
+
+    /// Checks the next line without building the event: it must be a
+    /// JSON object with a string `type`, any `data` and an integer `ts`,
+    /// exactly as [`next_event`](Self::next_event) requires, but nothing
+    /// is allocated. Returns the offset after the line, or `None` at the
+    /// end of the stream.
+    pub(crate) fn next_valid(&mut self) -> Result<Option<u64>> {
+        /// The shape of an event, borrowed and skipped rather than built.
+        #[derive(Deserialize)]
+        struct Shape<'a> {
+            #[serde(rename = "type", borrow)]
+            _event_type: Cow<'a, str>,
+            #[serde(rename = "data")]
+            _data: IgnoredAny,
+            #[serde(rename = "ts")]
+            _ts: u64,
+        }
+        let Some(start) = self.next_line()? else {
+            return Ok(None);
+        };
+        let line = &self.buf[..self.buf.len() - 1];
+        if let Err(e) = serde_json::from_slice::<Shape<'_>>(line) {
+            return Err(self.corrupt(start, format!("line is not a valid event: {e}")));
+        }
+        Ok(Some(self.pos))
     }
 
     fn corrupt(&self, offset: u64, detail: String) -> Error {
