@@ -151,6 +151,9 @@ fn run() -> Result<(), Box<dyn Error>> {
     println!("after refresh_all:");
     println!("todos: {} open", open_count(&log)?);
 
+    // Snapshots are saved as events pile up (every 64 KiB of log or so),
+    // by `save_views`, and when the log is closed. Save them now to look.
+    log.save_views()?;
     // Each view has its own snapshot file: its state, and the offset and
     // hash of the last line it folded. A new run would start from there.
     let mut snapshots: Vec<String> = fs::read_dir(dir.join("views"))?

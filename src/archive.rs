@@ -131,6 +131,7 @@ impl EventLog {
             return Ok(());
         }
         self.refresh_all()?;
+        self.save_views()?;
         self.check_active_log()?;
         let last_hash = self.hash_before(self.len)?.unwrap_or_default();
         snapshot::prune_before_rotation(&self.views_dir, self.len, &last_hash, self.archive_len)?;

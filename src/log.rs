@@ -598,6 +598,43 @@ impl EventLog {
         self.with_views(|views, log| views.iter_mut().try_for_each(|v| v.refresh(log)))
     }
 
+    /// Saves the snapshot of every registered view whose state is ahead of
+    /// it, durably.
+    ///
+    /// Refreshes save snapshots only now and then (see [`View::refresh`]);
+    /// this writes the rest now, for example before a planned shutdown.
+    /// Dropping the log does the same. Never needed for correctness: a
+    /// snapshot that is behind only costs folding the events after it
+    /// again.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::{Event, EventLog, Snapshot};
+    /// use serde_json::json;
+    ///
+    /// fn count(n: u64, _: &Event) -> u64 { n + 1 }
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let mut log = EventLog::builder(dir.path()).view::<u64>("count", count).open()?;
+    /// log.refresh_all()?;
+    /// log.append(&Event::new("ping", json!(null)))?;
+    /// log.refresh_all()?;
+    /// log.save_views()?;
+    /// let path = dir.path().join("views/count.snapshot.json");
+    /// assert_eq!(Snapshot::<u64>::load(&path)?.unwrap().state, 1);
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Poisoned`] after a failed write of the log; otherwise the
+    /// first error of saving a snapshot.
+    pub fn save_views(&mut self) -> Result<()> {
+        self.check_usable()?;
+        self.with_views(|views, log| views.iter_mut().try_for_each(|v| v.save_pending(log)))
+    }
+
     /// Refreshes one registered view by name; the others are untouched.
     ///
     /// # Examples
@@ -839,6 +876,22 @@ impl EventLog {
         let start = line_start_before(&mut file, offset - 1).at(&self.log_path)?;
         let line = reader::read_range(&mut file, start, offset - 1).at(&self.log_path)?;
         Ok(Some(hash_hex(line_hash(&line))))
+    }
+}
+
+impl Drop for EventLog {
+    /// Saves the snapshots that are behind their views' states (see
+    /// [`EventLog::save_views`]). Errors are logged as warnings: a snapshot
+    /// is a cache, and nothing is lost without it.
+    fn drop(&mut self) {
+        if self.poisoned.is_none()
+            && let Err(e) = self.save_views()
+        {
+            ::log::warn!(
+                "eventfold: saving snapshots when closing {} failed: {e}",
+                self.dir.display()
+            );
+        }
     }
 }
 

@@ -38,7 +38,12 @@ pub(crate) const SNAPSHOT_SUFFIX: &str = ".snapshot.json";
 ///
 /// Snapshots are written atomically: to `NAME.snapshot.json.tmp`, synced,
 /// renamed over the old file, and the directory synced. A crash leaves the
-/// old snapshot or the new one, never a mix.
+/// old snapshot or the new one, never a mix. Views save them now and then,
+/// not on every refresh (see [`View::refresh`](crate::View::refresh)).
+///
+/// A view's snapshot file has one more key, `archive_len`: the length of
+/// the archive its state includes. A snapshot that includes less of the
+/// archive than there now is predates a rotation, and is rebuilt.
 ///
 /// # Examples
 ///
@@ -184,26 +189,27 @@ pub(crate) struct ViewSnapshot<S> {
 }
 
 impl<S: Serialize> ViewSnapshot<S> {
-    /// Writes the snapshot file atomically and durably.
-    pub(crate) fn save(&self, path: &Path) -> Result<()> {
+    /// Writes the snapshot file atomically and durably; returns its size.
+    pub(crate) fn save(&self, path: &Path) -> Result<u64> {
         let bytes = serde_json::to_vec(self).map_err(|source| Error::Serialize {
             what: format!("snapshot {}", path.display()),
             source,
         })?;
-        durable::write_atomic(path, &bytes)
+        durable::write_atomic(path, &bytes)?;
+        Ok(bytes.len() as u64)
     }
 }
 
 impl<S: DeserializeOwned> ViewSnapshot<S> {
-    /// Reads a snapshot file; `Ok(None)` if there is none.
-    pub(crate) fn load(path: &Path) -> Result<Option<Self>> {
+    /// Reads a snapshot file and its size; `Ok(None)` if there is none.
+    pub(crate) fn load(path: &Path) -> Result<Option<(Self, u64)>> {
         let bytes = match fs::read(path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io(path, e)),
         };
         serde_json::from_slice(&bytes)
-            .map(Some)
+            .map(|snap| Some((snap, bytes.len() as u64)))
             .map_err(|e| json_error(path, &bytes, &e))
     }
 }
@@ -286,7 +292,8 @@ pub(crate) fn shift_after_rotation(
             hash: String::new(),
             archive_len: Some(archive_len),
         }
-        .save(path),
+        .save(path)
+        .map(drop),
         Some(snap) if snap.offset == 0 => Ok(()),
         _ => durable::remove_file(path),
     })

@@ -93,7 +93,17 @@ pub struct View<S> {
     offset: u64,
     hash: String,
     status: Status,
+    /// The offset of the snapshot on disk, when it belongs to the current
+    /// state and log (`None`: no such snapshot).
+    saved_offset: Option<u64>,
+    /// The size of the last snapshot read or written, in bytes.
+    saved_len: u64,
 }
+
+/// Log bytes a view folds before its snapshot is saved again, at least.
+/// A crash loses at most this much progress, which costs a fraction of a
+/// millisecond to fold again; saving less often keeps a refresh cheap.
+pub(crate) const SAVE_AFTER: u64 = 64 * 1024;
 
 impl<S> std::fmt::Debug for View<S>
 where
@@ -148,6 +158,8 @@ where
             offset: 0,
             hash: String::new(),
             status: Status::Unloaded,
+            saved_offset: None,
+            saved_len: 0,
         })
     }
 
@@ -158,10 +170,18 @@ where
     /// the archive, then the active log. Otherwise it reads only the events
     /// after the snapshot's offset.
     ///
-    /// Saving the snapshot is a side effect of refreshing, never a separate
-    /// step: if any event was folded (or the history was replayed), the
-    /// snapshot is written atomically; if there was nothing new, nothing is
-    /// written and the call costs one small read.
+    /// If there is nothing new, the call does no I/O at all.
+    ///
+    /// Saving the snapshot is a side effect of refreshing: a replay of the
+    /// full history is always saved; an incremental refresh saves once the
+    /// log folded since the last save reaches 64 KiB, or the snapshot's own
+    /// size if that is larger, so that a snapshot is never rewritten for
+    /// less work than it would save. [`EventLog::save_views`], a rotation
+    /// and closing the log save the rest. Every save is atomic and durable
+    /// (written to a `.tmp` file, synced, renamed, directory synced). A
+    /// crash can therefore leave a snapshot behind its view, by at most
+    /// that much log, which the next refresh folds again: nothing is lost,
+    /// and a snapshot is never ahead of the acknowledged log.
     ///
     /// # Examples
     ///
@@ -256,8 +276,9 @@ where
     /// marked for a full replay.
     fn load(&mut self, log: &EventLog) -> Result<()> {
         self.status = Status::Stale;
-        let snap = match ViewSnapshot::<S>::load(&self.snapshot_path) {
-            Ok(Some(snap)) => snap,
+        self.saved_offset = None;
+        let (snap, len) = match ViewSnapshot::<S>::load(&self.snapshot_path) {
+            Ok(Some(loaded)) => loaded,
             Ok(None) => return Ok(()),
             Err(e @ Error::Corrupt { .. }) => {
                 ::log::warn!("eventfold: view {:?}: {e}; rebuilding", self.name);
@@ -297,14 +318,20 @@ where
             log: log.id,
             archive_len: log.archive_len(),
         };
+        self.saved_offset = Some(snap.offset);
+        self.saved_len = len;
         Ok(())
     }
 
-    /// Folds the events after `offset`; saves the snapshot if there were any.
+    /// Folds the events after `offset`, and saves the snapshot if the
+    /// policy says so (see [`refresh`](View::refresh)).
     ///
     /// Progress is kept event by event, so if a line turns out corrupt the
     /// view still holds a consistent state for the events before it.
     fn catch_up(&mut self, log: &EventLog) -> Result<()> {
+        if self.offset == log.active_len() {
+            return Ok(()); // nothing new: no I/O at all
+        }
         let mut lines = log.active_lines(self.offset)?;
         let current = self.status;
         // While the state is out of the view's hands (a reducer may panic),
@@ -325,7 +352,9 @@ where
         self.status = current;
         if let Some(hash) = last_hash {
             self.hash = hash_hex(hash);
-            let saved = self.save(log);
+        }
+        if last_hash.is_some() && self.save_due() {
+            let saved = self.write_snapshot(log);
             if let (Err(corrupt), Err(save)) = (&result, &saved) {
                 // Report the damage in the log; the snapshot is a cache.
                 ::log::warn!("eventfold: after {corrupt}, saving the snapshot failed too: {save}");
@@ -360,25 +389,75 @@ where
             log: log.id,
             archive_len: log.archive_len(),
         };
-        self.save(log)
+        self.write_snapshot(log)
     }
 
-    /// Writes the in-memory state as the view's snapshot. If `views/` was
-    /// removed while the log was open, it is created again.
-    fn save(&self, log: &EventLog) -> Result<()> {
+    /// Whether the log bytes folded since the snapshot on disk reach the
+    /// larger of [`SAVE_AFTER`] and the snapshot's own size: saving is then
+    /// never more work than what it saves from being folded again.
+    fn save_due(&self) -> bool {
+        self.saved_offset
+            .is_none_or(|saved| self.offset.saturating_sub(saved) >= SAVE_AFTER.max(self.saved_len))
+    }
+
+    /// Saves the snapshot now if the in-memory state is ahead of it
+    /// (see [`refresh`](View::refresh) for when that happens).
+    ///
+    /// Registered views are saved by [`EventLog::save_views`] and when the
+    /// log is dropped; a view used on its own is saved only by its
+    /// refreshes and by this method.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::{Event, EventLog, Snapshot, View};
+    /// use serde_json::json;
+    ///
+    /// fn count(n: u64, _: &Event) -> u64 { n + 1 }
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let mut log = EventLog::open(dir.path())?;
+    /// let mut view = View::new("count", count, dir.path().join("views"))?;
+    /// view.refresh(&log)?;
+    /// log.append(&Event::new("ping", json!(null)))?;
+    /// view.refresh(&log)?; // one small event: not saved yet
+    /// view.save(&log)?;
+    /// assert_eq!(Snapshot::<u64>::load(view.snapshot_path())?.unwrap().state, 1);
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] or [`Error::Serialize`] if the snapshot cannot be
+    /// written; the old one is then untouched.
+    pub fn save(&mut self, log: &EventLog) -> Result<()> {
+        let current = matches!(self.status, Status::Current { log: id, .. } if id == log.id);
+        if current && self.saved_offset != Some(self.offset) {
+            self.write_snapshot(log)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the in-memory state as the view's snapshot, atomically and
+    /// durably. If `views/` was removed while the log was open, it is
+    /// created again.
+    fn write_snapshot(&mut self, log: &EventLog) -> Result<()> {
         let snapshot = ViewSnapshot {
             state: &self.state,
             offset: self.offset,
             hash: self.hash.clone(),
             archive_len: Some(log.archive_len()),
         };
-        match snapshot.save(&self.snapshot_path) {
+        let len = match snapshot.save(&self.snapshot_path) {
             Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
                 durable::create_dir_all(durable::parent_of(&self.snapshot_path))?;
                 snapshot.save(&self.snapshot_path)
             }
             result => result,
-        }
+        }?;
+        self.saved_offset = Some(self.offset);
+        self.saved_len = len;
+        Ok(())
     }
 }
 
@@ -492,6 +571,8 @@ pub(crate) trait AnyView: Send {
     /// The active log moved into the archive, which is now `archive_len`
     /// bytes long; the view had consumed all of it.
     fn rotated(&mut self, log: u64, archive_len: u64);
+    /// Saves the snapshot if the in-memory state is ahead of it.
+    fn save_pending(&mut self, log: &EventLog) -> Result<()>;
     fn as_any(&self) -> &dyn Any;
     fn state_type(&self) -> &'static str;
 }
@@ -516,6 +597,10 @@ where
         self.offset = 0;
         self.hash.clear();
         self.status = Status::Current { log, archive_len };
+        self.saved_offset = Some(0);
+    }
+    fn save_pending(&mut self, log: &EventLog) -> Result<()> {
+        View::save(self, log)
     }
     fn as_any(&self) -> &dyn Any {
         self

@@ -291,6 +291,7 @@ fn crash_during_snapshot_write_keeps_the_old_snapshot() {
     assert_views(&log, &[0, 1, 2]); // the old snapshots, loaded on open
     log.refresh_all().unwrap();
     assert_views(&log, &range(0..5)); // old snapshots plus the new events
+    log.save_views().unwrap();
     assert_eq!(
         snapshot_json(dir.path(), "seq")["offset"],
         file_size(&dir.path().join(LOG))

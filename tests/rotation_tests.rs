@@ -139,6 +139,8 @@ fn append_after_rotation_is_folded_in() {
     assert_eq!(append_numbered(&mut log, 3..5)[0], 0);
     log.refresh_all().unwrap();
     assert_eq!(seq(&log), [0, 1, 2, 3, 4]);
+    assert_eq!(snapshot_json(dir.path(), "seq")["offset"], 0, "saved later");
+    log.save_views().unwrap();
     assert_eq!(snapshot_json(dir.path(), "seq")["offset"], log.active_len());
 }
 
@@ -284,6 +286,7 @@ fn views_are_consistent_after_auto_rotation() {
     log.refresh_all().unwrap();
     assert_eq!(seq(&log), [0, 1, 2, 3, 4, 5]);
     assert_eq!(*log.view::<u64>("count").unwrap(), 6);
+    log.save_views().unwrap();
     assert_eq!(snapshot_json(dir.path(), "seq")["offset"], log.active_len());
 }
 

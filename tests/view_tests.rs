@@ -131,8 +131,9 @@ fn refresh_without_new_events_does_not_rewrite_snapshot() {
     assert_eq!(seq(&log), [0, 1, 2], "the in-memory state is not reloaded");
 }
 
-/// New events are folded in by the next refresh, which saves the snapshot
-/// at the end of the log; appending alone does not touch the snapshot.
+/// New events are folded in by the next refresh; a few small events do not
+/// rewrite the snapshot yet, `save_views` does. Appending alone never
+/// touches the snapshot.
 #[test]
 fn refresh_with_new_events_folds_and_saves_snapshot() {
     let dir = test_dir();
@@ -145,6 +146,8 @@ fn refresh_with_new_events_folds_and_saves_snapshot() {
 
     log.refresh_all().unwrap();
     assert_eq!(seq(&log), [0, 1, 2, 3, 4]);
+    assert_eq!(position(dir.path(), "seq"), before, "saved later");
+    log.save_views().unwrap();
     assert_eq!(position(dir.path(), "seq"), end_position(&log));
     assert_eq!(
         snapshot_json(dir.path(), "seq")["state"],
@@ -393,6 +396,8 @@ fn reopen_after_unclean_drop_is_correct() {
     assert_eq!(seq(&log), [0, 1, 2, 3]);
     log.refresh_all().unwrap();
     assert_eq!(seq(&log), [0, 1, 2, 3, 4, 5]);
+    drop(log); // closing saves the snapshots that are behind
+    let log = open_with_views(dir.path());
     assert_eq!(position(dir.path(), "seq"), end_position(&log));
 }
 
@@ -638,6 +643,7 @@ fn removed_views_dir_is_created_again() {
     fs::remove_dir_all(dir.path().join("views")).unwrap();
     append_n(&mut log, 1);
     log.refresh_all().unwrap();
+    log.save_views().unwrap();
     assert_eq!(snapshot_json(dir.path(), "count")["state"], json!(3));
 }
 
@@ -651,4 +657,84 @@ fn view_names_differing_in_case_are_duplicates() {
         .view::<u64>("Todos", counter_reducer)
         .open();
     assert!(matches!(result, Err(Error::DuplicateView { name }) if name == "Todos"));
+}
+
+/// A batch of `n` numbered events starting at `start`.
+fn numbered_batch(start: u64, n: u64) -> Vec<Event> {
+    (start..start + n).map(numbered).collect()
+}
+
+/// Snapshot policy: a refresh saves the snapshot once the log bytes folded
+/// since the last save reach 64 KiB (or the snapshot's own size, if that
+/// is larger); below that, the save waits for `save_views` or the drop.
+#[test]
+fn snapshot_is_saved_once_64_kib_of_log_was_folded() {
+    let dir = test_dir();
+    let mut log = open_with_views(dir.path());
+    log.refresh_all().unwrap();
+    log.append_batch(&numbered_batch(0, 10)).unwrap();
+    log.refresh_all().unwrap();
+    assert_eq!(position(dir.path(), "count").0, 0, "10 events: not yet");
+    while log.active_len() < 64 * 1024 {
+        let start = count(&log);
+        log.append_batch(&numbered_batch(start, 500)).unwrap();
+        log.refresh_view("count").unwrap();
+    }
+    assert_eq!(position(dir.path(), "count"), end_position(&log));
+    assert_eq!(
+        snapshot_json(dir.path(), "count")["state"],
+        json!(count(&log))
+    );
+}
+
+/// A large state is saved less often: only once the log folded since its
+/// last save is as large as the snapshot itself, so that saving never
+/// costs more than folding the same events again would.
+#[test]
+fn large_snapshot_waits_for_as_much_log_as_its_own_size() {
+    let dir = test_dir();
+    let mut log = open_with_views(dir.path());
+    log.append_batch(&numbered_batch(0, 40_000)).unwrap();
+    log.refresh_view("seq").unwrap(); // a full replay: always saved
+    let snapshot_size = file_size(&snapshot_file(dir.path(), "seq"));
+    let saved_at = position(dir.path(), "seq").0;
+    assert!(snapshot_size > 128 * 1024, "{snapshot_size}");
+    let mut next = 40_000;
+    while log.active_len() - saved_at < snapshot_size {
+        assert_eq!(position(dir.path(), "seq").0, saved_at, "saved too early");
+        log.append_batch(&numbered_batch(next, 1000)).unwrap();
+        next += 1000;
+        log.refresh_view("seq").unwrap();
+    }
+    assert_eq!(position(dir.path(), "seq"), end_position(&log));
+}
+
+/// A crash (the files as they are while the log is open, without the save
+/// that closing does) after refreshes that were not saved loses nothing:
+/// the view folds again what its snapshot does not have.
+#[test]
+fn crash_with_unsaved_snapshots_loses_nothing() {
+    let dir = test_dir();
+    let mut log = open_with_views(dir.path());
+    append_numbered(&mut log, 0..3);
+    log.refresh_all().unwrap();
+    append_numbered(&mut log, 3..8);
+    log.refresh_all().unwrap();
+    let crashed = test_dir();
+    fs::create_dir(crashed.path().join("views")).unwrap();
+    for name in [
+        "app.jsonl",
+        "views/seq.snapshot.json",
+        "views/count.snapshot.json",
+    ] {
+        fs::copy(dir.path().join(name), crashed.path().join(name)).unwrap();
+    }
+    assert_eq!(
+        snapshot_json(crashed.path(), "seq")["state"],
+        json!([0, 1, 2])
+    );
+    let mut log = open_with_views(crashed.path());
+    log.refresh_all().unwrap();
+    assert_eq!(seq(&log), (0..8).collect::<Vec<_>>());
+    assert_eq!(count(&log), 8);
 }
