@@ -162,29 +162,15 @@ impl<'a> Bench<'a> {
     fn single_append(&self) -> BenchResult<Row> {
         let n = self.params.append_events;
         self.progress(&format!("1. single durable append, {n} events"));
-        let events = workload::events(0, n);
-        let rate = self.write_throughput(&events, None)?;
-        let mut row = Row::new(
+        let rate = self.write_throughput(&workload::events(0, n), None)?;
+        let title = format!("1. single durable append, {} events", short(n));
+        Ok(write_row(
             1,
-            format!("1. single durable append, {} events", short(n)),
-            Unit::EventsPerSec,
-        );
-        row.eventfold("append", rate["eventfold"]);
-        for peer in ["raw", "sqlite", "fjall"] {
-            row.peer(peer, rate[peer]);
-        }
-        let ef = rate["eventfold"];
-        row.check(
-            "throughput eventfold/raw",
-            ef / rate["raw"],
-            Goal::AtLeast(0.95),
-        );
-        row.check(
-            "throughput eventfold/sqlite",
-            ef / rate["sqlite"],
-            Goal::AtLeast(1.0),
-        );
-        Ok(row)
+            title,
+            "append",
+            &rate,
+            &[("raw", 0.95), ("sqlite", 1.0)],
+        ))
     }
 
     /// Scenario 2: `append_batch` of each batch size: one write and one sync per batch, against the
@@ -196,32 +182,9 @@ impl<'a> Bench<'a> {
         for &size in &self.params.batch_sizes {
             self.progress(&format!("2. append_batch of {size}, {n} events"));
             let rate = self.write_throughput(&events, Some(size as usize))?;
-            let mut row = Row::new(
-                2,
-                format!("2. append_batch of {size}, {} events", short(n)),
-                Unit::EventsPerSec,
-            );
-            row.eventfold("append_batch", rate["eventfold"]);
-            for peer in ["raw", "sqlite", "fjall"] {
-                row.peer(peer, rate[peer]);
-            }
-            let ef = rate["eventfold"];
-            row.check(
-                "throughput eventfold/raw",
-                ef / rate["raw"],
-                Goal::AtLeast(0.8),
-            );
-            row.check(
-                "throughput eventfold/sqlite",
-                ef / rate["sqlite"],
-                Goal::AtLeast(1.0),
-            );
-            row.check(
-                "throughput eventfold/fjall",
-                ef / rate["fjall"],
-                Goal::AtLeast(1.0),
-            );
-            rows.push(row);
+            let title = format!("2. append_batch of {size}, {} events", short(n));
+            let goals = [("raw", 0.8), ("sqlite", 1.0), ("fjall", 1.0)];
+            rows.push(write_row(2, title, "append_batch", &rate, &goals));
         }
         Ok(rows)
     }
@@ -580,4 +543,28 @@ impl<'a> Bench<'a> {
         row.note(format!("snapshot file: {:.0} kB", bytes as f64 / 1e3));
         Ok(row)
     }
+}
+
+/// A row of write throughputs (`rate`, events/s by system) with a check of
+/// eventfold against each peer in `goals` (peer, least acceptable ratio).
+fn write_row(
+    number: u8,
+    title: String,
+    operation: &str,
+    rate: &HashMap<&'static str, f64>,
+    goals: &[(&str, f64)],
+) -> Row {
+    let mut row = Row::new(number, title, Unit::EventsPerSec);
+    row.eventfold(operation, rate["eventfold"]);
+    for peer in ["raw", "sqlite", "fjall"] {
+        row.peer(peer, rate[peer]);
+    }
+    for &(peer, goal) in goals {
+        row.check(
+            format!("throughput eventfold/{peer}"),
+            rate["eventfold"] / rate[peer],
+            Goal::AtLeast(goal),
+        );
+    }
+    row
 }
