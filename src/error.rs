@@ -56,7 +56,7 @@ pub enum Error {
     /// Another [`EventLog`](crate::EventLog), in this process or another,
     /// already has the directory open.
     Locked {
-        /// The lock file that is held.
+        /// The data directory, whose lock is held.
         path: PathBuf,
     },
     /// An earlier write or sync failed, so the log no longer knows what is
@@ -167,7 +167,7 @@ impl fmt::Display for Error {
             ),
             Error::Locked { path } => write!(
                 f,
-                "the event log is locked by another writer (lock file {})",
+                "the event log in {} is already open elsewhere (its directory is locked)",
                 path.display()
             ),
             Error::Poisoned { path } => write!(

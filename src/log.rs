@@ -2,12 +2,14 @@
 //! registry of views.
 
 use std::fmt;
-use std::fs::File;
+use std::fs::{File, TryLockError};
 use std::io::{self, BufReader, Read, Seek, Write};
 use std::mem;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -394,10 +396,12 @@ impl EventLog {
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] if the write or the sync fails: the event may or may
-    /// not be on disk, and the log is [poisoned](Error::Poisoned) (every
-    /// later write fails until the log is reopened, which cuts any partial
-    /// line). [`Error::Poisoned`] after such a failure. Errors of
+    /// [`Error::Io`] if the write or the sync fails: eventfold then cuts
+    /// the file back to its acknowledged length, so the event is not in the
+    /// log (should that cut fail too, a reopen removes a partial line, but
+    /// a complete one could remain), and the log is
+    /// [poisoned](Error::Poisoned): every later write fails until the log is
+    /// reopened. [`Error::Poisoned`] after such a failure. Errors of
     /// [`rotate`](EventLog::rotate) when auto-rotation runs; the event is
     /// then not written.
     pub fn append(&mut self, event: &Event) -> Result<u64> {
@@ -471,6 +475,20 @@ impl EventLog {
             .write_all(lines)
             .and_then(|()| self.file.sync_data());
         if let Err(e) = written {
+            // Take back whatever part of the lines reached the file, so that
+            // an append that failed is not in the log after a reopen. If even
+            // that fails, the reopen cuts a partial line; a complete one may
+            // remain. Either way the log refuses writes until reopened.
+            let rolled_back = self
+                .file
+                .set_len(self.len)
+                .and_then(|()| self.file.sync_all());
+            if let Err(undo) = rolled_back {
+                ::log::warn!(
+                    "eventfold: could not cut the failed write off {}: {undo}",
+                    self.log_path.display()
+                );
+            }
             self.poisoned = Some(self.log_path.clone());
             return Err(Error::io(&self.log_path, e));
         }
@@ -913,17 +931,31 @@ impl fmt::Debug for EventLog {
 
 /// Takes the exclusive lock on the data directory.
 ///
+/// A lock that is busy is tried again for a short while: a child process
+/// that another thread is starting holds a copy of the descriptor, and
+/// with it the lock, until it runs its program; that window must not look
+/// like another writer.
+///
 /// The lock is on the directory itself, not on a file in it: a lock file
 /// can be deleted by a cleanup tool while the log is open, which would let
 /// a second writer in. The directory cannot go away while it holds the log.
 fn lock_dir(dir: &Path) -> Result<File> {
+    const PATIENCE: Duration = Duration::from_millis(250);
     let handle = File::open(dir).at(dir)?;
-    match handle.try_lock() {
-        Ok(()) => Ok(handle),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked {
-            path: dir.to_path_buf(),
-        }),
-        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(dir, e)),
+    let start = Instant::now();
+    loop {
+        match handle.try_lock() {
+            Ok(()) => return Ok(handle),
+            Err(TryLockError::WouldBlock) if start.elapsed() < PATIENCE => {
+                thread::sleep(Duration::from_millis(5));
+            }
+            Err(TryLockError::WouldBlock) => {
+                return Err(Error::Locked {
+                    path: dir.to_path_buf(),
+                });
+            }
+            Err(TryLockError::Error(e)) => return Err(Error::io(dir, e)),
+        }
     }
 }
 

@@ -194,3 +194,203 @@ pub fn edit_snapshot(dir: &Path, view: &str, edit: impl FnOnce(&mut serde_json::
 pub fn replay<S: Default>(log: &EventLog, reducer: fn(S, &Event) -> S) -> S {
     all_events(log).iter().fold(S::default(), reducer)
 }
+
+/// Every entry under `dir`, recursively, by path relative to `dir`: a
+/// file's bytes, or `None` for a directory. Two equal results mean nothing
+/// was created, removed or written.
+pub fn dir_contents(dir: &Path) -> std::collections::BTreeMap<PathBuf, Option<Vec<u8>>> {
+    fn walk(
+        root: &Path,
+        dir: &Path,
+        out: &mut std::collections::BTreeMap<PathBuf, Option<Vec<u8>>>,
+    ) {
+        for entry in fs::read_dir(dir).expect("read dir") {
+            let path = entry.expect("dir entry").path();
+            let name = path.strip_prefix(root).expect("inside root").to_path_buf();
+            if path.is_dir() {
+                out.insert(name, None);
+                walk(root, &path, out);
+            } else {
+                out.insert(name, Some(fs::read(&path).expect("read file")));
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// The frames of an archive file, each decompressed on its own with
+/// `zstd::decode_all` (independently of eventfold's reader); empty if the
+/// file does not exist. Panics if a frame is damaged or incomplete.
+pub fn archive_frames(path: &Path) -> Vec<Vec<u8>> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => panic!("read {}: {e}", path.display()),
+    };
+    let mut frames = Vec::new();
+    let mut rest = &bytes[..];
+    while !rest.is_empty() {
+        let size = zstd::zstd_safe::find_frame_compressed_size(rest).unwrap_or_else(|code| {
+            panic!(
+                "{}: no complete zstd frame at byte {} (error {code})",
+                path.display(),
+                bytes.len() - rest.len()
+            )
+        });
+        let frame = zstd::decode_all(&rest[..size]).expect("frame decompresses");
+        frames.push(frame);
+        rest = &rest[size..];
+    }
+    frames
+}
+
+/// The `n` field of each event.
+pub fn numbers(events: &[Event]) -> Vec<u64> {
+    events
+        .iter()
+        .map(|e| e.data["n"].as_u64().expect("a numbered event"))
+        .collect()
+}
+
+/// A file system mounted over a directory for one test (as root, where
+/// the sandbox allows it), unmounted when dropped.
+pub struct TestMount {
+    path: PathBuf,
+}
+
+impl TestMount {
+    /// Mounts a `tmpfs` of `size` (as `mount -o size=` takes it, e.g.
+    /// `"256k"`) on the existing directory `path`; `Err` says why not.
+    pub fn tmpfs(path: &Path, size: &str) -> Result<TestMount, String> {
+        mount(
+            &["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"],
+            path,
+        )?;
+        Ok(TestMount {
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Makes the directory `path` read-only for everyone, root included,
+    /// by bind-mounting it over itself read-only; `Err` says why not.
+    pub fn read_only(path: &Path) -> Result<TestMount, String> {
+        mount(&["--bind"], path)?;
+        // From here on, dropping the guard undoes the bind mount.
+        let bound = TestMount {
+            path: path.to_path_buf(),
+        };
+        mount(&["-o", "remount,bind,ro"], path)?;
+        Ok(bound)
+    }
+
+    /// Where it is mounted.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Runs `mount ARGS [path] path` (the bind source is the target itself).
+fn mount(args: &[&str], path: &Path) -> Result<(), String> {
+    let mut command = std::process::Command::new("mount");
+    command.args(args);
+    if args.first() == Some(&"--bind") {
+        command.arg(path);
+    }
+    let output = command
+        .arg(path)
+        .output()
+        .map_err(|e| format!("cannot run mount: {e}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "mount {args:?} {} failed: {}",
+            path.display(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
+    }
+}
+
+impl Drop for TestMount {
+    fn drop(&mut self) {
+        let unmounted = std::process::Command::new("umount")
+            .arg(&self.path)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !unmounted {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.path)
+                .status();
+        }
+    }
+}
+
+/// Every event of the log, archive first, or the first error.
+pub fn try_all_events(log: &EventLog) -> eventfold::Result<Vec<Event>> {
+    log.read_full()?.map(|item| item.map(|(e, _)| e)).collect()
+}
+
+/// The states of the views of [`builder_with_views`] as JSON: "count",
+/// "seq", "todos", in that order.
+pub fn standard_views_json(log: &EventLog) -> Vec<serde_json::Value> {
+    vec![
+        json!(log.view::<u64>("count").expect("view count")),
+        json!(log.view::<Vec<u64>>("seq").expect("view seq")),
+        json!(log.view::<TodoState>("todos").expect("view todos")),
+    ]
+}
+
+/// What the views of [`builder_with_views`] fold from `events`, as JSON,
+/// in the order of [`standard_views_json`].
+pub fn standard_folds_json(events: &[Event]) -> Vec<serde_json::Value> {
+    vec![
+        json!(events.iter().fold(0, counter_reducer)),
+        json!(events.iter().fold(Vec::new(), seq_reducer)),
+        json!(events.iter().fold(TodoState::default(), todo_reducer)),
+    ]
+}
+
+/// `len` pseudo-random letters, digits, `+` and `/` (6 bits of entropy a
+/// character), the same for the same `seed`: text that zstd compresses
+/// only to about three quarters of its size.
+pub fn random_text(seed: u64, len: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/";
+    let mut state = seed;
+    (0..len)
+        .map(|_| {
+            // SplitMix64.
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut x = state;
+            x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            ALPHABET[((x ^ (x >> 31)) % 64) as usize] as char
+        })
+        .collect()
+}
+
+/// Orders the tests of one test binary around child processes.
+///
+/// The directory lock is a `flock` on an open file description. While a
+/// thread spawns a child (between `fork` and `exec`), the child holds a
+/// copy of every descriptor of the process, lock included: a log dropped
+/// in that window stays locked until the child's `exec`, and an open of
+/// the same directory just then fails with `Error::Locked`. A test that
+/// spawns children takes [`spawning_test`] (it then runs alone); every
+/// other test of such a binary that drops and reopens a log takes
+/// [`in_process_test`] (they run side by side).
+static SPAWNS: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// For a test that spawns child processes: excludes every other test of
+/// the binary that holds a guard; see [`SPAWNS`].
+pub fn spawning_test() -> std::sync::RwLockWriteGuard<'static, ()> {
+    SPAWNS.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// For a test that reopens logs in-process in a binary whose other tests
+/// spawn children; see [`SPAWNS`].
+pub fn in_process_test() -> std::sync::RwLockReadGuard<'static, ()> {
+    SPAWNS.read().unwrap_or_else(|e| e.into_inner())
+}

@@ -1,0 +1,630 @@
+//! Kill torture: the test re-runs its own binary as a child writer, which
+//! appends, batches, refreshes, saves and rotates (with a tiny
+//! `max_log_size`, so rotations never stop) and prints the sequence number
+//! of every acknowledged event. The parent kills it with SIGKILL at a random
+//! moment, many rounds over the same directory, and after each kill checks
+//! a copy of the directory as the kill left it:
+//!
+//! - the history is exactly the events `0..len`, each once, in order, each
+//!   byte-identical to what the child appended;
+//! - every acknowledged event is there, and nothing beyond the one append or
+//!   batch in flight at the kill;
+//! - snapshots are never ahead of the log, and every view, once refreshed,
+//!   equals a fresh fold of `read_full()`;
+//! - the archive decompresses frame by frame with the zstd crate alone, and
+//!   archive plus active log are exactly the history;
+//! - the next round's child continues from `len`, after recovering the
+//!   directory itself.
+//!
+//! Bounded by `EVENTFOLD_TORTURE_SECS` (default 35) and optionally
+//! `EVENTFOLD_TORTURE_ROUNDS`; `EVENTFOLD_TORTURE_SEED` replays the same
+//! sequence of operations and delays (the kill moments themselves depend on
+//! timing). Run with `--nocapture` to see the summary.
+
+#![cfg(unix)]
+
+mod common;
+
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::{archive_frames, counter_reducer, random_text, sum_reducer, test_dir};
+use eventfold::{Event, EventLog, EventLogBuilder};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+/// Set in the child's environment: the data directory to write to.
+const CHILD_DIR: &str = "EVENTFOLD_TORTURE_CHILD_DIR";
+/// The child's first sequence number.
+const CHILD_START: &str = "EVENTFOLD_TORTURE_CHILD_START";
+/// Seed of the child's choice of operations.
+const CHILD_SEED: &str = "EVENTFOLD_TORTURE_CHILD_SEED";
+/// The child's `max_log_size`.
+const CHILD_MAX_LOG: &str = "EVENTFOLD_TORTURE_CHILD_MAX_LOG";
+
+const LOG: &str = "app.jsonl";
+const ARCHIVE: &str = "archive.jsonl.zst";
+const INTENT: &str = "rotation.json";
+const INTENT_TMP: &str = "rotation.json.tmp";
+
+/// A child never runs longer than this, even if its parent died.
+const CHILD_LIFETIME: Duration = Duration::from_secs(60);
+
+// ------------------------------------------------------------ randomness
+
+/// SplitMix64: small, seedable, good enough to pick operations and delays.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        mix(self.0)
+    }
+
+    /// A number in `lo..hi`.
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo)
+    }
+}
+
+/// The SplitMix64 finalizer: a well-spread hash of `x`.
+fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+// ------------------------------------------------------ events and views
+
+/// 4 KiB of random text, the source of event padding.
+fn noise() -> &'static str {
+    static NOISE: OnceLock<String> = OnceLock::new();
+    NOISE.get_or_init(|| random_text(0x5eed, 4096))
+}
+
+/// Event number `n`, always the same for the same `n`: the parent
+/// regenerates it to check the child's bytes. Sizes vary from about 60 to
+/// 300 bytes; one in five has another type.
+fn torture_event(n: u64) -> Event {
+    let h = mix(n);
+    let kind = if h.is_multiple_of(5) {
+        "other"
+    } else {
+        "numbered"
+    };
+    let len = ((h >> 8) % 240) as usize;
+    let start = ((h >> 24) % (4096 - 240)) as usize;
+    let pad = &noise()[start..start + len];
+    Event::with_ts(kind, json!({"n": n, "pad": pad}), 1_700_000_000 + n)
+}
+
+/// An order-sensitive digest of the event numbers folded so far.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+struct Chain {
+    count: u64,
+    /// The number the next event should carry.
+    next: u64,
+    /// Events whose number was not `next`: must stay 0.
+    disorder: u64,
+    digest: u64,
+}
+
+fn chain_reducer(mut state: Chain, event: &Event) -> Chain {
+    let n = event.data["n"].as_u64().unwrap_or(u64::MAX);
+    if n != state.next {
+        state.disorder += 1;
+    }
+    state.next = n.wrapping_add(1);
+    state.count += 1;
+    state.digest = mix(state.digest ^ n ^ event.ts.rotate_left(32));
+    state
+}
+
+fn others_reducer(count: u64, event: &Event) -> u64 {
+    count + u64::from(event.event_type == "other")
+}
+
+/// The views every open in this test registers.
+fn torture_log(dir: &Path, max_log_size: u64) -> EventLogBuilder {
+    EventLog::builder(dir)
+        .max_log_size(max_log_size)
+        .view::<u64>("count", counter_reducer)
+        .view::<u64>("sum", sum_reducer)
+        .view::<Chain>("chain", chain_reducer)
+        .view::<u64>("others", others_reducer)
+}
+
+// ----------------------------------------------------------------- child
+
+fn env_u64(name: &str) -> u64 {
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set"))
+        .parse()
+        .unwrap_or_else(|_| panic!("{name} is not a number"))
+}
+
+/// The child writer: opens the directory (recovering whatever the last kill
+/// left), checks that its views continue from `START`, then writes until it
+/// is killed. Before each append or batch it prints `@try A B` (events
+/// `A..B` are in flight), after it returned `Ok` `@ack A B`, each flushed.
+#[test]
+fn torture_child_writer() {
+    let Some(dir) = std::env::var_os(CHILD_DIR) else {
+        return; // only meaningful as a child of `kill_torture`
+    };
+    let start = env_u64(CHILD_START);
+    let mut rng = Rng(env_u64(CHILD_SEED));
+    let mut out = std::io::stdout().lock();
+    // One write per line (a pipe write this small is atomic), flushed.
+    let mut say = |line: String| {
+        out.write_all(format!("\n{line}\n").as_bytes())
+            .and_then(|()| out.flush())
+            .expect("stdout");
+    };
+
+    let mut log = torture_log(Path::new(&dir), env_u64(CHILD_MAX_LOG))
+        .open()
+        .expect("open");
+    let mut next = start;
+    let check_views = |log: &EventLog, next: u64| {
+        let chain = log.view::<Chain>("chain").expect("chain view");
+        assert_eq!(
+            (chain.count, chain.disorder),
+            (next, 0),
+            "the views do not continue from {next}: {chain:?}"
+        );
+        assert_eq!(*log.view::<u64>("count").expect("count view"), next);
+    };
+    log.refresh_all().expect("refresh");
+    check_views(&log, next);
+    say(format!("@ready {start}"));
+
+    let born = Instant::now();
+    while born.elapsed() < CHILD_LIFETIME {
+        match rng.range(0, 100) {
+            0..50 => {
+                say(format!("@try {next} {}", next + 1));
+                log.append(&torture_event(next)).expect("append");
+                say(format!("@ack {next} {}", next + 1));
+                next += 1;
+            }
+            50..75 => {
+                let end = next + rng.range(2, 9);
+                let batch: Vec<Event> = (next..end).map(torture_event).collect();
+                say(format!("@try {next} {end}"));
+                log.append_batch(&batch).expect("append_batch");
+                say(format!("@ack {next} {end}"));
+                next = end;
+            }
+            75..90 => {
+                log.refresh_all().expect("refresh_all");
+                check_views(&log, next);
+            }
+            90..97 => log.save_views().expect("save_views"),
+            _ => log.rotate().expect("rotate"),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- parent
+
+/// Kills the child when dropped, so that a failing parent leaves no writer
+/// behind.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// What the child said before it was killed.
+#[derive(Debug, Default)]
+struct Transcript {
+    /// It finished opening and checked its views.
+    ready: bool,
+    /// One past the last acknowledged event (the round's start if none).
+    acked_end: u64,
+    /// One past the last event it started to write.
+    tried_end: u64,
+    /// Events acknowledged in this round.
+    acked: u64,
+}
+
+fn parse_transcript(lines: &[String], start: u64) -> Transcript {
+    let mut t = Transcript {
+        acked_end: start,
+        tried_end: start,
+        ..Transcript::default()
+    };
+    for line in lines {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let range = || -> (u64, u64) {
+            (
+                words[1].parse().expect("a number"),
+                words[2].parse().expect("a number"),
+            )
+        };
+        match words[0] {
+            "@ready" => t.ready = true,
+            "@try" => {
+                let (a, b) = range();
+                assert_eq!(
+                    a, t.acked_end,
+                    "tried {a} after acknowledging up to {}",
+                    t.acked_end
+                );
+                t.tried_end = b;
+            }
+            "@ack" => {
+                let (a, b) = range();
+                assert_eq!(
+                    (a, b),
+                    (t.acked_end, t.tried_end),
+                    "ack of what was not tried"
+                );
+                t.acked += b - a;
+                t.acked_end = b;
+            }
+            other => panic!("unexpected line from the child: {other}"),
+        }
+    }
+    t
+}
+
+/// Figures of the whole run.
+#[derive(Debug, Default)]
+struct Stats {
+    rounds: u64,
+    acked: u64,
+    in_flight_kept: u64,
+    in_flight_dropped: u64,
+    kills_during_open: u64,
+    kills_in_rotation: u64,
+    rolled_back: u64,
+    rolled_forward: u64,
+    kills_in_snapshot_save: u64,
+    torn_tails: u64,
+    max_frames: usize,
+}
+
+/// Notes what the kill interrupted, from the files as it left them.
+fn observe_crash_state(dir: &Path, stats: &mut Stats) {
+    let log = fs::read(dir.join(LOG)).unwrap_or_default();
+    if log.last().is_some_and(|&b| b != b'\n') {
+        stats.torn_tails += 1;
+    }
+    if dir.join(INTENT).exists() || dir.join(INTENT_TMP).exists() {
+        stats.kills_in_rotation += 1;
+        if dir.join(INTENT).exists() {
+            if log.is_empty() {
+                stats.rolled_forward += 1;
+            } else {
+                stats.rolled_back += 1;
+            }
+        }
+    }
+    let snapshot_tmp = fs::read_dir(dir.join("views"))
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .any(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        })
+        .unwrap_or(false);
+    if snapshot_tmp {
+        stats.kills_in_snapshot_save += 1;
+    }
+}
+
+/// Replaces `to` with a copy of the data directory `from` (files and
+/// `views/`).
+fn copy_data_dir(from: &Path, to: &Path) {
+    if to.exists() {
+        fs::remove_dir_all(to).expect("remove old copy");
+    }
+    for sub in ["", "views"] {
+        fs::create_dir_all(to.join(sub)).expect("create copy");
+        let Ok(entries) = fs::read_dir(from.join(sub)) else {
+            continue; // killed before views/ was created
+        };
+        for entry in entries {
+            let path = entry.expect("dir entry").path();
+            if path.is_file() {
+                let name = path.file_name().expect("a file name");
+                fs::copy(&path, to.join(sub).join(name)).expect("copy file");
+            }
+        }
+    }
+}
+
+/// Opens `dir` as the child would and checks everything the module docs
+/// list; returns the length of the history and the number of archive
+/// frames.
+fn check_dir(dir: &Path, max_log_size: u64) -> (u64, usize) {
+    let mut log = torture_log(dir, max_log_size)
+        .open()
+        .unwrap_or_else(|e| panic!("open after the kill: {e}"));
+    for leftover in [INTENT, INTENT_TMP] {
+        assert!(!dir.join(leftover).exists(), "{leftover} survived the open");
+    }
+
+    // Snapshots are never ahead of the log: what each view loaded is the
+    // fold of a prefix of the history.
+    let loaded = log.view::<Chain>("chain").expect("chain").clone();
+    let mut count = 0u64;
+    let mut sum = 0u64;
+    let mut chain = Chain::default();
+    let mut others = 0u64;
+    let mut n = 0u64;
+    for item in log.read_full().expect("read_full") {
+        let (event, _) = item.unwrap_or_else(|e| panic!("read_full: {e}"));
+        if n == loaded.count {
+            assert_eq!(loaded, chain, "the chain snapshot is not a prefix fold");
+        }
+        assert_eq!(event, torture_event(n), "event {n}");
+        count = counter_reducer(count, &event);
+        sum = sum_reducer(sum, &event);
+        chain = chain_reducer(chain, &event);
+        others = others_reducer(others, &event);
+        n += 1;
+    }
+    assert!(
+        loaded.count <= n,
+        "the chain snapshot is ahead of the log: {loaded:?}"
+    );
+    if loaded.count == n {
+        assert_eq!(loaded, chain, "the chain snapshot is not a prefix fold");
+    }
+
+    log.refresh_all().expect("refresh_all");
+    assert_eq!(
+        *log.view::<u64>("count").expect("count"),
+        count,
+        "count view"
+    );
+    assert_eq!(*log.view::<u64>("sum").expect("sum"), sum, "sum view");
+    assert_eq!(
+        *log.view::<Chain>("chain").expect("chain"),
+        chain,
+        "chain view"
+    );
+    assert_eq!(
+        *log.view::<u64>("others").expect("others"),
+        others,
+        "others view"
+    );
+    drop(log);
+
+    // Independently of eventfold's reader: every frame decompresses with
+    // the zstd crate and holds whole lines; archive then active log is the
+    // history, line for line.
+    let archive = dir.join(ARCHIVE);
+    let frames = archive_frames(&archive);
+    let whole = fs::read(&archive).unwrap_or_default();
+    if !whole.is_empty() {
+        assert_eq!(
+            zstd::decode_all(&whole[..])
+                .expect("zstd::decode_all")
+                .len(),
+            frames.iter().map(Vec::len).sum::<usize>()
+        );
+    }
+    let active = fs::read(dir.join(LOG)).expect("read app.jsonl");
+    let mut line_no = 0u64;
+    for (i, part) in frames.iter().chain([&active]).enumerate() {
+        let is_frame = i < frames.len();
+        assert!(
+            (part.is_empty() && !is_frame) || part.last() == Some(&b'\n'),
+            "part {i} does not end with a newline"
+        );
+        for line in part.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let expected = torture_event(line_no).to_json_line().expect("serialize");
+            assert_eq!(
+                std::str::from_utf8(line).expect("UTF-8"),
+                expected,
+                "line {line_no} of the files"
+            );
+            line_no += 1;
+        }
+    }
+    assert_eq!(line_no, n, "lines in the files vs read_full");
+    (n, frames.len())
+}
+
+/// Reads the environment's bound on the run.
+fn budget() -> (Duration, u64) {
+    let secs = std::env::var("EVENTFOLD_TORTURE_SECS")
+        .ok()
+        .map(|s| {
+            s.parse()
+                .expect("EVENTFOLD_TORTURE_SECS is a number of seconds")
+        })
+        .unwrap_or(35);
+    let rounds = std::env::var("EVENTFOLD_TORTURE_ROUNDS")
+        .ok()
+        .map(|s| s.parse().expect("EVENTFOLD_TORTURE_ROUNDS is a number"))
+        .unwrap_or(u64::MAX);
+    (Duration::from_secs(secs), rounds)
+}
+
+/// A kill delay: a third very early (the child is still starting or
+/// recovering), the rest spread up to 200 ms.
+fn kill_delay(rng: &mut Rng) -> Duration {
+    let ms = match rng.range(0, 10) {
+        0..3 => rng.range(1, 20),
+        3..7 => rng.range(20, 100),
+        _ => rng.range(100, 200),
+    };
+    Duration::from_millis(ms)
+}
+
+/// Runs one child for `delay`, then SIGKILLs it; returns its transcript
+/// lines. Panics with the child's stderr if it exited by itself.
+fn run_and_kill(
+    data: &Path,
+    stderr_path: &Path,
+    start: u64,
+    seed: u64,
+    max_log: u64,
+    delay: Duration,
+) -> Vec<String> {
+    let exe = std::env::current_exe().expect("test binary path");
+    let stderr = fs::File::create(stderr_path).expect("create stderr file");
+    let child = Command::new(exe)
+        .args([
+            "--exact",
+            "torture_child_writer",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_DIR, data)
+        .env(CHILD_START, start.to_string())
+        .env(CHILD_SEED, seed.to_string())
+        .env(CHILD_MAX_LOG, max_log.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn the child writer");
+    let mut child = KillOnDrop(child);
+    let stdout = child.0.stdout.take().expect("piped stdout");
+    let reader = thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .filter(|line| line.starts_with('@'))
+            .collect::<Vec<_>>()
+    });
+
+    let deadline = Instant::now() + delay;
+    loop {
+        if let Some(status) = child.0.try_wait().expect("poll the child") {
+            panic!(
+                "the child exited by itself ({status}) before the kill:\n{}",
+                fs::read_to_string(stderr_path).unwrap_or_default()
+            );
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        thread::sleep((deadline - now).min(Duration::from_millis(2)));
+    }
+    child.0.kill().expect("SIGKILL the child");
+    child.0.wait().expect("reap the child");
+    reader.join().expect("stdout reader")
+}
+
+/// The torture itself; see the module docs.
+#[test]
+fn kill_torture() {
+    if std::env::var_os(CHILD_DIR).is_some() {
+        return;
+    }
+    let (time_budget, max_rounds) = budget();
+    let seed = std::env::var("EVENTFOLD_TORTURE_SEED")
+        .ok()
+        .map(|s| s.parse().expect("EVENTFOLD_TORTURE_SEED is a number"))
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+        });
+    println!(
+        "kill torture: seed {seed} (replay with EVENTFOLD_TORTURE_SEED={seed}), budget {}s",
+        time_budget.as_secs()
+    );
+    let root = test_dir();
+    let data = root.path().join("data");
+    let copy = root.path().join("copy");
+    let stderr_path: PathBuf = root.path().join("child.stderr");
+    let mut rng = Rng(seed);
+    let mut stats = Stats::default();
+    let mut history = 0u64;
+    let mut max_log = 4096;
+    let began = Instant::now();
+
+    while began.elapsed() < time_budget && stats.rounds < max_rounds {
+        let round = stats.rounds;
+        let child_seed = rng.next();
+        let delay = kill_delay(&mut rng);
+        max_log = [2048, 3072, 4096, 8192][rng.range(0, 4) as usize];
+        let context = format!(
+            "round {round} (seed {seed}, child seed {child_seed}, delay {delay:?}, \
+             max_log_size {max_log}, history {history}, data {})",
+            data.display()
+        );
+        let lines = run_and_kill(&data, &stderr_path, history, child_seed, max_log, delay);
+        let transcript = parse_transcript(&lines, history);
+        observe_crash_state(&data, &mut stats);
+        copy_data_dir(&data, &copy);
+
+        let checked = std::panic::catch_unwind(|| check_dir(&copy, max_log));
+        let (len, frames) = match checked {
+            Ok(result) => result,
+            Err(payload) => {
+                let kept = root.path().to_path_buf();
+                std::mem::forget(root); // keep the evidence
+                std::panic::resume_unwind(Box::new(format!(
+                    "{context}: {}\n(directory kept at {})",
+                    payload
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_default(),
+                    kept.display()
+                )));
+            }
+        };
+        let lost = transcript.acked_end.saturating_sub(len);
+        assert_eq!(
+            lost, 0,
+            "{context}: acknowledged events lost: {len} < {}",
+            transcript.acked_end
+        );
+        assert!(
+            len <= transcript.tried_end,
+            "{context}: events {}..{len} appeared but were never started",
+            transcript.tried_end
+        );
+        let in_flight = transcript.tried_end - transcript.acked_end;
+        stats.in_flight_kept += len - transcript.acked_end;
+        stats.in_flight_dropped += in_flight - (len - transcript.acked_end);
+        stats.acked += transcript.acked;
+        stats.kills_during_open += u64::from(!transcript.ready);
+        stats.max_frames = stats.max_frames.max(frames);
+        stats.rounds += 1;
+        history = len;
+    }
+
+    // The real directory, recovered in place by a last open.
+    let (len, frames) = check_dir(&data, max_log);
+    assert_eq!(len, history, "the directory and its last copy disagree");
+    let s = &stats;
+    println!(
+        "kill torture summary: seed={seed} secs={} rounds={} kills_during_open={} events_acked={} \
+         history={len} in_flight_kept={} in_flight_dropped={} rotations(frames)={frames} \
+         kills_in_rotation={} (rolled_back={} rolled_forward={}) kills_in_snapshot_save={} \
+         torn_tails={} events_lost=0",
+        began.elapsed().as_secs(),
+        s.rounds,
+        s.kills_during_open,
+        s.acked,
+        s.in_flight_kept,
+        s.in_flight_dropped,
+        s.kills_in_rotation,
+        s.rolled_back,
+        s.rolled_forward,
+        s.kills_in_snapshot_save,
+        s.torn_tails,
+    );
+    assert!(frames >= stats.max_frames, "archive frames disappeared");
+    assert!(stats.rounds > 0, "no round ran");
+}
