@@ -12,8 +12,9 @@
 //!    changed its length; delete any snapshot that is not at `M` with the
 //!    hash of the log's last line: it could not follow the bytes into the
 //!    archive;
-//! 2. write the intent record `rotation.json` = `{"archive_len":A,"log_len":M}`
-//!    (atomically, directory synced);
+//! 2. write the intent record `rotation.json` =
+//!    `{"archive_len":A,"log_len":M,"checksum":C}` (atomically, directory
+//!    synced; C guards the two numbers recovery acts on);
 //! 3. append `app.jsonl` as one zstd frame to the archive and sync it;
 //! 4. truncate `app.jsonl` to 0 and sync it;
 //! 5. move every snapshot from offset `M` to offset 0;
@@ -48,12 +49,34 @@ pub(crate) const INTENT_FILE: &str = "rotation.json";
 const LEVEL: i32 = 1;
 
 /// What a rotation in progress is about to do; see the module docs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Intent {
     /// Length of the archive before the rotation.
     archive_len: u64,
     /// Length of the active log being rotated.
     log_len: u64,
+    /// xxh3-64 in hex of the two lengths: recovery acts on these numbers
+    /// (it may cut the archive back), so a damaged record must not pass.
+    checksum: String,
+}
+
+impl Intent {
+    fn new(archive_len: u64, log_len: u64) -> Intent {
+        Intent {
+            archive_len,
+            log_len,
+            checksum: Intent::checksum_of(archive_len, log_len),
+        }
+    }
+
+    fn checksum_of(archive_len: u64, log_len: u64) -> String {
+        let text = format!("{archive_len}:{log_len}");
+        format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes()))
+    }
+
+    fn intact(&self) -> bool {
+        self.checksum == Intent::checksum_of(self.archive_len, self.log_len)
+    }
 }
 
 /// Opens the first `len` bytes of the archive as a stream of lines;
@@ -158,10 +181,7 @@ impl EventLog {
 
     /// Steps 2 to 6 of a rotation (see the module docs).
     fn move_to_archive(&mut self) -> Result<()> {
-        let intent = Intent {
-            archive_len: self.archive_len,
-            log_len: self.len,
-        };
+        let intent = Intent::new(self.archive_len, self.len);
         let intent_path = self.dir.join(INTENT_FILE);
         let record = serde_json::to_vec(&intent).expect("two integers serialize");
         durable::write_atomic(&intent_path, &record)?;
@@ -255,6 +275,14 @@ pub(crate) fn recover(dir: &Path, log_path: &Path, views_dir: &Path) -> Result<(
     };
     let intent: Intent = serde_json::from_slice(&record)
         .map_err(|e| snapshot::json_error(&intent_path, &record, &e))?;
+    if !intent.intact() {
+        return Err(Error::corrupt(
+            &intent_path,
+            0,
+            "the rotation record does not match its checksum; nothing was changed \
+             (compare its lengths with the files before acting on it)",
+        ));
+    }
     let archive_path = dir.join(ARCHIVE_FILE);
     let log_len = file_len(log_path)?;
     let archive_len = file_len(&archive_path)?;

@@ -81,6 +81,14 @@ pub(crate) fn tmp_path(path: &Path) -> PathBuf {
 /// After a crash, `path` holds either its old content or the new one, never
 /// a mix; at worst a stale temporary file is left, which is swept on open.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_nosync_dir(path, bytes)?;
+    sync_dir(parent_of(path))
+}
+
+/// [`write_atomic`] without the directory sync, for a caller that writes
+/// many files and then syncs their directory once: until then, a crash may
+/// leave the old content under the name.
+pub(crate) fn write_atomic_nosync_dir(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = tmp_path(path);
     let result = (|| {
         let mut file = File::create(&tmp).at(&tmp)?;
@@ -91,8 +99,7 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
-    result?;
-    sync_dir(parent_of(path))
+    result
 }
 
 /// Removes `path` durably. A missing file is not an error.

@@ -1,6 +1,7 @@
 //! The event log: the data directory, the active log file, the lock and the
 //! registry of views.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::fs::{File, TryLockError};
 use std::io::{self, BufReader, Read, Seek, Write};
@@ -125,6 +126,8 @@ pub struct EventLogBuilder {
     dir: PathBuf,
     max_log_size: u64,
     views: Vec<Box<dyn AnyView>>,
+    /// The registered names in lower case, to refuse duplicates quickly.
+    names: HashSet<String>,
     error: Option<Error>,
 }
 
@@ -209,11 +212,7 @@ impl EventLogBuilder {
         }
         // Case-insensitively: on some file systems `Todos` and `todos`
         // would share one snapshot file.
-        if self
-            .views
-            .iter()
-            .any(|v| v.name().eq_ignore_ascii_case(name))
-        {
+        if !self.names.insert(name.to_ascii_lowercase()) {
             self.error = Some(Error::DuplicateView {
                 name: name.to_owned(),
             });
@@ -340,6 +339,7 @@ impl EventLog {
             dir: dir.as_ref().to_path_buf(),
             max_log_size: 0,
             views: Vec::new(),
+            names: HashSet::new(),
             error: None,
         }
     }
@@ -795,6 +795,10 @@ impl EventLog {
 
     pub(crate) fn archive_len(&self) -> u64 {
         self.archive_len
+    }
+
+    pub(crate) fn archive_path(&self) -> &Path {
+        &self.archive_path
     }
 
     fn needs_rotation(&self) -> bool {

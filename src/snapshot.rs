@@ -41,9 +41,11 @@ pub(crate) const SNAPSHOT_SUFFIX: &str = ".snapshot.json";
 /// old snapshot or the new one, never a mix. Views save them now and then,
 /// not on every refresh (see [`View::refresh`](crate::View::refresh)).
 ///
-/// A view's snapshot file has one more key, `archive_len`: the length of
-/// the archive its state includes. A snapshot that includes less of the
-/// archive than there now is predates a rotation, and is rebuilt.
+/// A view's snapshot file has two more keys: `archive_len`, the length of
+/// the archive its state includes (a snapshot that includes less of the
+/// archive than there now is predates a rotation, and is rebuilt), and
+/// `checksum`, which covers the rest (a snapshot changed after it was
+/// written is rebuilt too).
 ///
 /// # Examples
 ///
@@ -176,9 +178,9 @@ pub(crate) fn path_for(views_dir: &Path, name: &str) -> PathBuf {
 }
 
 /// A view's snapshot file as views write it: a [`Snapshot`] plus the
-/// length of the archive its state includes. `Snapshot::load` ignores the
-/// extra key; a file without it (written by `Snapshot::save`) is accepted
-/// without the archive check.
+/// length of the archive its state includes and a checksum of the whole.
+/// `Snapshot::load` ignores the extra keys; a file without them (written by
+/// `Snapshot::save`, or by hand) is accepted on its offset and hash alone.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct ViewSnapshot<S> {
     pub(crate) state: S,
@@ -186,31 +188,114 @@ pub(crate) struct ViewSnapshot<S> {
     pub(crate) hash: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) archive_len: Option<u64>,
+    /// xxh3-64 in hex of the other fields, the state as its JSON text; see
+    /// [`checksum`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) checksum: Option<String>,
+}
+
+/// The checksum of a view's snapshot: xxh3-64 of the state's exact JSON
+/// text, seeded with a hash of the offset, hash and archive length. It
+/// catches any change to the file that still parses (a flipped digit, an
+/// edited state or offset), which the log-side checks cannot see.
+fn checksum(state: &RawValue, offset: u64, hash: &str, archive_len: Option<u64>) -> String {
+    let header = format!("{offset}:{hash}:{archive_len:?}");
+    let seed = xxhash_rust::xxh3::xxh3_64(header.as_bytes());
+    format!(
+        "{:016x}",
+        xxhash_rust::xxh3::xxh3_64_with_seed(state.get().as_bytes(), seed)
+    )
+}
+
+impl ViewSnapshot<&RawValue> {
+    /// Writes the snapshot file, with its checksum, atomically and
+    /// durably (the directory is synced unless `sync_dir` is false, for a
+    /// caller that syncs it once after many files); returns its size.
+    fn write(mut self, path: &Path, sync_dir: bool) -> Result<u64> {
+        self.checksum = Some(checksum(
+            self.state,
+            self.offset,
+            &self.hash,
+            self.archive_len,
+        ));
+        let bytes = serde_json::to_vec(&self).map_err(|source| Error::Serialize {
+            what: format!("snapshot {}", path.display()),
+            source,
+        })?;
+        if sync_dir {
+            durable::write_atomic(path, &bytes)?;
+        } else {
+            durable::write_atomic_nosync_dir(path, &bytes)?;
+        }
+        Ok(bytes.len() as u64)
+    }
+
+    /// Whether the checksum, if the file has one, matches its content.
+    fn intact(&self) -> bool {
+        self.checksum
+            .as_ref()
+            .is_none_or(|c| *c == checksum(self.state, self.offset, &self.hash, self.archive_len))
+    }
 }
 
 impl<S: Serialize> ViewSnapshot<S> {
     /// Writes the snapshot file atomically and durably; returns its size.
     pub(crate) fn save(&self, path: &Path) -> Result<u64> {
-        let bytes = serde_json::to_vec(self).map_err(|source| Error::Serialize {
-            what: format!("snapshot {}", path.display()),
-            source,
-        })?;
-        durable::write_atomic(path, &bytes)?;
-        Ok(bytes.len() as u64)
+        let state =
+            serde_json::value::to_raw_value(&self.state).map_err(|source| Error::Serialize {
+                what: format!("snapshot {}", path.display()),
+                source,
+            })?;
+        ViewSnapshot {
+            state: &*state,
+            offset: self.offset,
+            hash: self.hash.clone(),
+            archive_len: self.archive_len,
+            checksum: None,
+        }
+        .write(path, true)
     }
 }
 
 impl<S: DeserializeOwned> ViewSnapshot<S> {
     /// Reads a snapshot file and its size; `Ok(None)` if there is none.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Corrupt`] if it does not parse, fails its checksum, or its
+    /// state is not an `S`.
     pub(crate) fn load(path: &Path) -> Result<Option<(Self, u64)>> {
         let bytes = match fs::read(path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io(path, e)),
         };
-        serde_json::from_slice(&bytes)
-            .map(|snap| Some((snap, bytes.len() as u64)))
-            .map_err(|e| json_error(path, &bytes, &e))
+        let raw: ViewSnapshot<&RawValue> =
+            serde_json::from_slice(&bytes).map_err(|e| json_error(path, &bytes, &e))?;
+        if !raw.intact() {
+            return Err(Error::corrupt(
+                path,
+                0,
+                "the snapshot does not match its checksum: it was changed after it was written",
+            ));
+        }
+        let state_at = raw.state.get().as_ptr() as usize - bytes.as_ptr() as usize;
+        let state = serde_json::from_str(raw.state.get()).map_err(|e| {
+            let offset = state_at + e.column().saturating_sub(1);
+            Error::corrupt(
+                path,
+                offset as u64,
+                format!("the state does not fit its view: {e}"),
+            )
+        })?;
+        let snapshot = ViewSnapshot {
+            state,
+            offset: raw.offset,
+            hash: raw.hash,
+            archive_len: raw.archive_len,
+            checksum: raw.checksum,
+        };
+        Ok(Some((snapshot, bytes.len() as u64)))
     }
 }
 
@@ -235,7 +320,10 @@ fn for_each_snapshot(
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(Error::io(&path, e)),
         };
-        f(&path, serde_json::from_slice(&bytes).ok())?;
+        let snap = serde_json::from_slice::<ViewSnapshot<&RawValue>>(&bytes)
+            .ok()
+            .filter(ViewSnapshot::intact);
+        f(&path, snap)?;
     }
     Ok(())
 }
@@ -291,10 +379,13 @@ pub(crate) fn shift_after_rotation(
             offset: 0,
             hash: String::new(),
             archive_len: Some(archive_len),
+            checksum: None,
         }
-        .save(path)
+        .write(path, false)
         .map(drop),
         Some(snap) if snap.offset == 0 => Ok(()),
-        _ => durable::remove_file(path),
-    })
+        _ => fs::remove_file(path).at(path),
+    })?;
+    // One directory sync makes every rename and removal above durable.
+    durable::sync_dir(views_dir)
 }

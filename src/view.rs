@@ -291,17 +291,22 @@ where
                 "it predates a rotation: it includes {a} bytes of the archive, which now has {}",
                 log.archive_len()
             )),
-            Some(a) => {
-                if a > log.archive_len() {
-                    ::log::warn!(
-                        "eventfold: {} includes {a} bytes of the archive, but the archive has only {}: \
-                         archived history is missing; this view keeps its state, a rebuild would not",
-                        self.snapshot_path.display(),
-                        log.archive_len()
-                    );
-                }
-                log.check_position(snap.offset, &snap.hash)?
+            Some(a) if a > log.archive_len() => {
+                // The archive lost bytes it had when this snapshot was
+                // saved: archived history is gone, and a rebuild would
+                // silently drop it. Say so instead.
+                return Err(Error::corrupt(
+                    log.archive_path(),
+                    log.archive_len(),
+                    format!(
+                        "the archive ends here, but {} was built from {a} bytes of it: \
+                         archived events are missing (restore the archive, or delete the \
+                         snapshot to rebuild from what is left)",
+                        self.snapshot_path.display()
+                    ),
+                ));
             }
+            Some(_) => log.check_position(snap.offset, &snap.hash)?,
             None => log.check_position(snap.offset, &snap.hash)?,
         };
         if let Some(problem) = problem {
@@ -447,6 +452,7 @@ where
             offset: self.offset,
             hash: self.hash.clone(),
             archive_len: Some(log.archive_len()),
+            checksum: None,
         };
         let len = match snapshot.save(&self.snapshot_path) {
             Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {

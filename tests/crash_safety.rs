@@ -372,10 +372,7 @@ impl Rotation {
     }
 
     fn intent(&self) -> String {
-        format!(
-            r#"{{"archive_len":{},"log_len":{}}}"#,
-            self.archive_len, self.log_len
-        )
+        intent_record(self.archive_len, self.log_len)
     }
 
     /// A directory holding what a crash at `step` leaves on disk.

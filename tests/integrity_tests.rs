@@ -43,7 +43,7 @@ fn refreshed_log(range: std::ops::Range<u64>) -> TempDir {
 /// `edit`: whether the snapshot is trusted or rebuilt then shows in the
 /// state.
 fn tamper(dir: &Path, edit: impl FnOnce(&mut Value)) {
-    edit_snapshot(dir, "seq", |s| {
+    hand_write_snapshot(dir, "seq", |s| {
         s["state"] = json!([999]);
         edit(s);
     });
@@ -253,11 +253,15 @@ fn assert_archive_corruption_reported(damage: impl FnOnce(&mut Vec<u8>)) {
     damage(&mut bytes);
     fs::write(archive(dir.path()), bytes).unwrap();
 
-    let mut log = builder_with_views(dir.path())
-        .view::<u64>("sum", sum_reducer)
-        .open()
-        .unwrap();
     let is_archive_corrupt = |r: eventfold::Result<()>| matches!(r, Err(Error::Corrupt { path, .. }) if path == archive(dir.path()));
+    // The snapshots were built from a longer archive: open itself may tell.
+    let opened = builder_with_views(dir.path())
+        .view::<u64>("sum", sum_reducer)
+        .open();
+    let mut log = match opened {
+        Ok(log) => log,
+        Err(e) => return assert!(is_archive_corrupt(Err(e))),
+    };
     assert!(is_archive_corrupt(log.refresh_view("sum")));
     assert!(is_archive_corrupt(log.rebuild_view("seq")));
     assert!(
@@ -344,7 +348,7 @@ fn stale_offset_zero_snapshot_after_a_later_rotation_is_rebuilt() {
 #[test]
 fn snapshot_without_archive_len_is_accepted() {
     let dir = refreshed_log(0..3);
-    edit_snapshot(dir.path(), "count", |json| {
+    hand_write_snapshot(dir.path(), "count", |json| {
         json.as_object_mut().unwrap().remove("archive_len");
         json["state"] = json!(100);
     });

@@ -1,8 +1,15 @@
 //! Property tests of the design: reducer determinism, rotation invariance,
 //! snapshot equivalence, ordering and multi-view consistency; then one
-//! model-based test that runs random operations (append, refresh, rebuild,
-//! rotate, reopen, crash) and checks the log after each against a plain
-//! `Vec<Event>` and folds of it.
+//! model-based test that runs random operations (append, append_batch,
+//! refresh, rebuild, rotate, reopen, crash, kill, an append cut short in
+//! flight) and checks the log after each against a plain `Vec<Event>` and
+//! folds of it.
+//!
+//! A failing case is shrunk to a minimal sequence of operations and saved
+//! in `tests/props.proptest-regressions` (keep that file in the
+//! repository: proptest replays its cases first on every run); then pin it
+//! as a named `#[test]` at the end of this file, with a comment on what it
+//! caught.
 
 mod common;
 
@@ -12,7 +19,8 @@ use std::path::Path;
 
 use eventfold::{Event, EventLog};
 use proptest::prelude::*;
-use proptest::test_runner::TestCaseError;
+use proptest::sample::Index;
+use proptest::test_runner::{FileFailurePersistence, TestCaseError};
 use serde_json::{Value, json};
 
 use common::*;
@@ -169,9 +177,17 @@ fn play(dir: &Path, steps: &[Step], rotate: bool) -> Result<(EventLog, Vec<Event
     Ok((log, events))
 }
 
+/// 64 cases per property; shrunk failures are saved next to this file,
+/// in `tests/props.proptest-regressions`, and replayed first on every run.
+/// Named explicitly: proptest's default (`SourceParallel`) looks for a
+/// `lib.rs` above `tests/`, finds none, and only falls back to this file
+/// with a warning.
 fn config() -> ProptestConfig {
     ProptestConfig {
         cases: 64,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))),
         ..ProptestConfig::default()
     }
 }
@@ -277,6 +293,17 @@ enum Op {
     /// A kill: the files stay exactly as they are while the log is open
     /// (no snapshot is saved on the way out), plus a torn line; then open.
     Kill(Vec<u8>),
+    /// A crash in the middle of an `append_batch` (or, with one event, an
+    /// `append`): the call ran its auto-rotation if one was due, then only
+    /// the first `cut` bytes of the batch's lines reached the file (any
+    /// byte: none, whole lines, part of a line); then open. The log was
+    /// dropped normally (snapshots saved), or killed (`kill`: files as they
+    /// were while open).
+    InFlight {
+        batch: Vec<EventSpec>,
+        cut: Index,
+        kill: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -294,7 +321,21 @@ fn op() -> impl Strategy<Value = Op> {
         1 => garbage.clone().prop_map(Op::Crash),
         2 => prop::collection::vec(event_spec(), 0..6).prop_map(Op::AppendBatch),
         1 => garbage.prop_map(Op::Kill),
+        2 => (prop::collection::vec(event_spec(), 1..5), any::<Index>(), any::<bool>())
+            .prop_map(|(batch, cut, kill)| Op::InFlight { batch, cut, kill }),
     ]
+}
+
+/// What an append in flight leaves in `app.jsonl`: the first `cut` bytes
+/// of the batch's lines, events numbered from `first`.
+fn in_flight_bytes(batch: &[EventSpec], cut: &Index, first: usize) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for (i, spec) in batch.iter().enumerate() {
+        bytes.extend_from_slice(spec.event(first + i).to_json_line().unwrap().as_bytes());
+        bytes.push(b'\n');
+    }
+    bytes.truncate(cut.index(bytes.len() + 1));
+    bytes
 }
 
 /// How many events a view has folded.
@@ -328,6 +369,10 @@ struct Model {
 }
 
 impl Model {
+    fn needs_rotation(&self) -> bool {
+        self.max_log_size > 0 && self.active_len > self.max_log_size
+    }
+
     /// A rotation refreshes every view first; it does nothing at all on an
     /// empty active log.
     fn rotate(&mut self) {
@@ -340,9 +385,24 @@ impl Model {
 
     /// Auto-rotation, on open and before an append.
     fn auto_rotate(&mut self) {
-        if self.max_log_size > 0 && self.active_len > self.max_log_size {
+        if self.needs_rotation() {
             self.rotate();
         }
+    }
+
+    /// After a kill a view restarts from its snapshot, which may be behind.
+    fn forget_unsaved(&mut self) {
+        for seen in &mut self.seen {
+            if let Seen::Exactly(n) = *seen {
+                *seen = Seen::AtMost(n);
+            }
+        }
+    }
+
+    /// Adds one event whose line is `line_len` bytes, newline included.
+    fn push(&mut self, event: Event, line_len: usize) {
+        self.active_len += line_len as u64;
+        self.events.push(event);
     }
 
     fn apply(&mut self, op: &Op) {
@@ -373,13 +433,39 @@ impl Model {
                 self.auto_rotate();
             }
             Op::Kill(garbage) => {
-                for seen in &mut self.seen {
-                    if let Seen::Exactly(n) = *seen {
-                        *seen = Seen::AtMost(n);
-                    }
-                }
+                self.forget_unsaved();
                 self.torn.extend_from_slice(garbage);
                 self.torn.push(b'\n');
+                self.auto_rotate();
+            }
+            Op::InFlight { batch, cut, kill } => {
+                // The call rotated first if it was due, then crashed.
+                self.auto_rotate();
+                if *kill {
+                    self.forget_unsaved();
+                }
+                let first = self.events.len();
+                let mut left = in_flight_bytes(batch, cut, first).len();
+                for (i, spec) in batch.iter().enumerate() {
+                    let event = spec.event(first + i);
+                    let line = event.to_json_line().unwrap();
+                    if left > line.len() {
+                        // A whole line reached the file before the crash:
+                        // in flight, never acknowledged, and kept.
+                        left -= line.len() + 1;
+                        self.push(event, line.len() + 1);
+                        continue;
+                    }
+                    if left == line.len() {
+                        // A whole event without its newline: open adds it.
+                        self.push(event, line.len() + 1);
+                    } else if left > 0 {
+                        // A partial line: cut on open, kept in the side file.
+                        self.torn.extend_from_slice(&line.as_bytes()[..left]);
+                        self.torn.push(b'\n');
+                    }
+                    break;
+                }
                 self.auto_rotate();
             }
         }
@@ -420,11 +506,25 @@ fn run(log: EventLog, dir: &Path, model: &Model, op: &Op) -> Result<EventLog, Te
             append_torn(dir, garbage);
             log = open(dir, model.max_log_size);
         }
+        Op::InFlight { batch, cut, kill } => {
+            // What `append_batch` does before it writes.
+            if model.needs_rotation() {
+                ok(log.rotate())?;
+            }
+            let image = kill.then(|| files_of(dir));
+            drop(log);
+            if let Some(image) = image {
+                restore(dir, &image);
+            }
+            append_torn(dir, &in_flight_bytes(batch, cut, model.events.len()));
+            log = open(dir, model.max_log_size);
+        }
     }
     Ok(log)
 }
 
-/// Appends bytes without a newline to `app.jsonl`: a torn write.
+/// Appends bytes to `app.jsonl` behind the log's back: a torn or
+/// unacknowledged write.
 fn append_torn(dir: &Path, garbage: &[u8]) {
     OpenOptions::new()
         .append(true)

@@ -93,8 +93,11 @@ fn fresh_view_on_empty_log_has_default_state() {
         log.view::<TodoState>("todos").unwrap(),
         &TodoState::default()
     );
+    let mut snapshot = snapshot_json(dir.path(), "count");
+    let checksum = snapshot.as_object_mut().unwrap().remove("checksum");
+    assert!(checksum.is_some_and(|c| c.as_str().is_some_and(|c| c.len() == 16)));
     assert_eq!(
-        snapshot_json(dir.path(), "count"),
+        snapshot,
         json!({"state": 0, "offset": 0, "hash": "", "archive_len": 0})
     );
 }
@@ -161,7 +164,7 @@ fn refresh_with_new_events_folds_and_saves_snapshot() {
 fn reopened_view_continues_from_snapshot() {
     let dir = test_dir();
     populate(dir.path(), 0..3);
-    edit_snapshot(dir.path(), "count", |s| s["state"] = json!(1000));
+    hand_write_snapshot(dir.path(), "count", |s| s["state"] = json!(1000));
     let mut log = open_with_views(dir.path());
     assert_eq!(count(&log), 1000, "the snapshot is loaded at open");
     append_n(&mut log, 1);
@@ -199,7 +202,7 @@ fn rebuild_replays_like_a_fresh_view() {
         append_todos(&mut log);
         log.refresh_all().unwrap();
     }
-    edit_snapshot(dir.path(), "todos", |s| s["state"]["next_id"] = json!(99));
+    hand_write_snapshot(dir.path(), "todos", |s| s["state"]["next_id"] = json!(99));
     let mut log = open_with_views(dir.path());
     assert_eq!(log.view::<TodoState>("todos").unwrap().next_id, 99);
 
@@ -307,7 +310,7 @@ fn snapshots_are_independent() {
         log.refresh_all().unwrap();
     }
     fs::remove_file(snapshot_file(dir.path(), "seq")).unwrap();
-    edit_snapshot(dir.path(), "sum", |s| s["state"] = json!(500));
+    hand_write_snapshot(dir.path(), "sum", |s| s["state"] = json!(500));
     let sum_file = snapshot_bytes(dir.path(), "sum");
 
     let mut log = open_three(dir.path());
@@ -467,7 +470,7 @@ fn snapshot_of_another_shape_is_rebuilt() {
 #[test]
 fn snapshot_offset_beyond_eof_is_rebuilt() {
     assert_rebuilt_after(|_, dir| {
-        edit_snapshot(dir, "seq", |s| {
+        hand_write_snapshot(dir, "seq", |s| {
             s["offset"] = json!(1_000_000);
             s["state"] = json!([9]);
         });

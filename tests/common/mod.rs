@@ -177,8 +177,8 @@ pub fn archive_lines(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Rewrites a view's snapshot file by hand (as a user or a bug might),
-/// applying `edit` to its JSON.
+/// Changes a view's snapshot file in place (as damage or a careless edit
+/// would), applying `edit` to its JSON; the checksum stays as it was.
 pub fn edit_snapshot(dir: &Path, view: &str, edit: impl FnOnce(&mut serde_json::Value)) {
     let mut json = snapshot_json(dir, view);
     edit(&mut json);
@@ -393,4 +393,24 @@ pub fn spawning_test() -> std::sync::RwLockWriteGuard<'static, ()> {
 /// spawn children; see [`SPAWNS`].
 pub fn in_process_test() -> std::sync::RwLockReadGuard<'static, ()> {
     SPAWNS.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The bytes of a rotation intent record (`rotation.json`), as a rotation
+/// writes them, for tests that build the files a crash leaves.
+pub fn intent_record(archive_len: u64, log_len: u64) -> String {
+    let text = format!("{archive_len}:{log_len}");
+    let checksum = xxhash_rust::xxh3::xxh3_64(text.as_bytes());
+    format!(r#"{{"archive_len":{archive_len},"log_len":{log_len},"checksum":"{checksum:016x}"}}"#)
+}
+
+/// Writes a view's snapshot by hand, as a person who means it would:
+/// `edit` is applied and the checksum removed, so the file is trusted on
+/// its offset and hash alone (like one written by `Snapshot::save`).
+pub fn hand_write_snapshot(dir: &Path, view: &str, edit: impl FnOnce(&mut serde_json::Value)) {
+    edit_snapshot(dir, view, |json| {
+        json.as_object_mut()
+            .expect("a snapshot is an object")
+            .remove("checksum");
+        edit(json);
+    });
 }
