@@ -1,0 +1,70 @@
+//! The list: the form that adds a todo, and the todos.
+
+use super::Actions;
+use super::todo_item::TodoItem;
+use crate::server::get_todos;
+use crate::state::MAX_TEXT_CHARS;
+use leptos::html::Input;
+use leptos::prelude::*;
+
+/// The form and the list. Fetches the todos with `get_todos`, again after
+/// every completed action, and keeps showing the old list until the new
+/// one arrives, so nothing flickers.
+#[component]
+pub fn TodoList(actions: Actions) -> impl IntoView {
+    let todos = Resource::new(move || actions.version(), |_| get_todos());
+
+    // Empty the text box once the todo is saved (with JavaScript; without
+    // it, the page reloads with an empty box anyway).
+    let input = NodeRef::<Input>::new();
+    Effect::new(move |_| {
+        if let (Some(Ok(())), Some(input)) = (actions.add.value().get(), input.get()) {
+            input.set_value("");
+        }
+    });
+    let add_error = move || actions.add.value().get().and_then(Result::err);
+    let placeholder = format!("What needs to be done? (up to {MAX_TEXT_CHARS} characters)");
+
+    view! {
+        <ActionForm action=actions.add attr:class="add-form">
+            <input
+                type="text"
+                name="text"
+                class="add-input"
+                placeholder=placeholder
+                aria-label="New todo"
+                autocomplete="off"
+                autofocus
+                node_ref=input
+            />
+            <button type="submit" class="add-button" disabled=move || actions.add.pending().get()>
+                "Add"
+            </button>
+        </ActionForm>
+        {move || add_error().map(|e| view! { <p class="message error" role="alert" id="add-error">{e.to_string()}</p> })}
+        {move || actions.row_error().map(|e| view! { <p class="message error" role="alert" id="row-error">{e.to_string()}</p> })}
+        <Transition fallback=|| view! { <p class="muted">"Loading your todos…"</p> }>
+            {move || Suspend::new(async move {
+                match todos.await {
+                    Ok(items) if items.is_empty() => view! {
+                        <p class="empty">"Nothing to do. Add your first todo above."</p>
+                    }
+                    .into_any(),
+                    Ok(items) => view! {
+                        <ul class="todos">
+                            {items
+                                .into_iter()
+                                .map(|todo| view! { <TodoItem todo actions/> })
+                                .collect_view()}
+                        </ul>
+                    }
+                    .into_any(),
+                    Err(e) => view! {
+                        <p class="message error" role="alert">"Could not load your todos. " {e.to_string()}</p>
+                    }
+                    .into_any(),
+                }
+            })}
+        </Transition>
+    }
+}

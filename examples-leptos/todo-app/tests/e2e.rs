@@ -1,0 +1,824 @@
+//! End-to-end tests: the real server binary, used in headless Chromium
+//! through chromedriver (WebDriver), the way a person would use it.
+//!
+//! Each test starts the server on 127.0.0.1 on a free port with a fresh data
+//! directory, and stops it at the end (it is killed if the test fails).
+//!
+//! Needs the browser bundle in `target/site` (`./build.sh --site-only`) and
+//! Debian's `chromium` and `chromium-driver`; `./test.sh` sees to both.
+//! `CHROMIUM` and `CHROMEDRIVER` override the programs used.
+
+use fantoccini::elements::Element;
+use fantoccini::error::CmdError;
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::{Value, json};
+use std::future::Future;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long anything may take to appear before a test fails.
+const TIMEOUT: Duration = Duration::from_secs(20);
+/// How long one test may take in all.
+const TEST_LIMIT: Duration = Duration::from_secs(180);
+/// WebDriver's code for the Enter key.
+const ENTER: &str = "\u{E007}";
+
+fn site_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/site")
+}
+
+// ---------------------------------------------------------------- server
+
+/// The app's server process, killed when dropped.
+struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`
+    url: String,
+}
+
+impl Server {
+    fn start(data_dir: &Path) -> Server {
+        Server::start_with(data_dir, &[])
+    }
+
+    fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        assert!(
+            site_root().join("pkg/todo_app_bg.wasm").exists(),
+            "no browser bundle in {}: run ./build.sh --site-only (or ./test.sh) first",
+            site_root().display()
+        );
+        let mut child = Command::new(env!("CARGO_BIN_EXE_todo-app"))
+            .env("TODO_DATA_DIR", data_dir)
+            .env("PORT", "0")
+            .env_remove("LEPTOS_SITE_ADDR")
+            .env("LEPTOS_SITE_ROOT", site_root())
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("cannot start the server binary");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("todo-app: serving ") {
+                    let url = rest.split_whitespace().next().unwrap_or_default();
+                    let _ = tx.send(url.trim_end_matches('/').to_owned());
+                }
+            }
+        });
+        let url = match rx.recv_timeout(TIMEOUT) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("the server did not start within {TIMEOUT:?}");
+            }
+        };
+        Server { child, url }
+    }
+
+    /// `127.0.0.1:PORT`
+    fn addr(&self) -> &str {
+        self.url.trim_start_matches("http://")
+    }
+
+    /// Stops the server as Ctrl-C would (SIGTERM) and waits for it.
+    fn stop(&mut self) -> ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the server") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the server did not stop");
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A request as a plain HTTP client sends it, without a browser: a form
+/// post to a server function. Returns the status and the body.
+fn http_post(addr: &str, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+    let body = form
+        .iter()
+        .map(|(key, value)| format!("{key}={}", form_encode(value)))
+        .collect::<Vec<_>>()
+        .join("&");
+    let mut stream = TcpStream::connect(addr).expect("connect to the server");
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .expect("read the response");
+    let status = response
+        .get(9..12)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"));
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+    (status, body.to_owned())
+}
+
+fn form_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The todos' texts, from the `get_todos` server function.
+fn todo_texts(addr: &str) -> Vec<String> {
+    let (status, body) = http_post(addr, "/api/get_todos", &[]);
+    assert_eq!(status, 200, "{body}");
+    let todos: Value = serde_json::from_str(&body).expect("get_todos returns JSON");
+    todos
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|todo| todo["text"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+fn log_len(data_dir: &Path) -> u64 {
+    std::fs::metadata(data_dir.join("app.jsonl")).map_or(0, |m| m.len())
+}
+
+// ---------------------------------------------------------------- browser
+
+/// A chromedriver process in its own process group; dropping it kills the
+/// group, browsers included.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+/// One browser session, with its own fresh profile directory.
+struct Browser {
+    client: Client,
+    _profile: tempfile::TempDir,
+}
+
+impl Driver {
+    fn start() -> Driver {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let program = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
+        let child = Command::new(&program)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start {program} ({e}): install chromium-driver, or run ./test.sh")
+            });
+        let driver = Driver {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + TIMEOUT;
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            thread::sleep(Duration::from_millis(50));
+        }
+        driver
+    }
+
+    /// A new headless Chromium; `javascript: false` turns scripts off.
+    async fn browser(&self, javascript: bool) -> Browser {
+        let profile = tempfile::tempdir().expect("a profile directory");
+        let mut args = vec![
+            "--headless".to_owned(),
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--disable-dev-shm-usage".into(),
+            "--disable-quic".into(),
+            "--no-first-run".into(),
+            "--disable-background-networking".into(),
+            "--disable-component-update".into(),
+            "--disable-sync".into(),
+            "--window-size=1000,720".into(),
+            format!("--user-data-dir={}", profile.path().display()),
+        ];
+        if !javascript {
+            args.push("--blink-settings=scriptEnabled=false".into());
+        }
+        let binary = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        let capabilities = json!({"goog:chromeOptions": {"binary": binary, "args": args}});
+        let Value::Object(capabilities) = capabilities else {
+            unreachable!()
+        };
+        let client = ClientBuilder::new(HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&self.url)
+            .await
+            .expect("cannot start a Chromium session through chromedriver");
+        Browser {
+            client,
+            _profile: profile,
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a test's steps, failing it if they take longer than [`TEST_LIMIT`].
+async fn bounded(steps: impl Future<Output = ()>) {
+    if tokio::time::timeout(TEST_LIMIT, steps).await.is_err() {
+        panic!("the test took longer than {TEST_LIMIT:?}");
+    }
+}
+
+/// Polls `check` until it returns `Ok`, for at most [`TIMEOUT`]; fails the
+/// test with what it saw last.
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(seen) if Instant::now() > deadline => {
+                panic!("timed out waiting for {what}; last seen: {seen}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+fn seen(e: CmdError) -> String {
+    format!("WebDriver error: {e}")
+}
+
+/// The rows of the list: text and whether done.
+async fn rows(c: &Client) -> Result<Vec<(String, bool)>, CmdError> {
+    let mut rows = Vec::new();
+    for row in c.find_all(Locator::Css(".todos .todo")).await? {
+        let text = row.find(Locator::Css(".text")).await?.text().await?;
+        let class = row.attr("class").await?.unwrap_or_default();
+        rows.push((text, class.split_whitespace().any(|c| c == "done")));
+    }
+    Ok(rows)
+}
+
+/// Created, open, done, deleted, as the statistics panel shows them.
+async fn stats(c: &Client) -> Result<[u64; 4], CmdError> {
+    let mut figures = [0; 4];
+    for (figure, key) in figures
+        .iter_mut()
+        .zip(["created", "open", "done", "deleted"])
+    {
+        let css = format!("[data-stat='{key}'] dd");
+        let text = c.find(Locator::Css(&css)).await?.text().await?;
+        *figure = text.trim().parse().unwrap_or(u64::MAX);
+    }
+    Ok(figures)
+}
+
+/// Waits until the page shows exactly these rows and these statistics.
+async fn expect_page(c: &Client, want_rows: &[(&str, bool)], want_stats: [u64; 4]) {
+    let want: Vec<(String, bool)> = want_rows.iter().map(|(t, d)| (t.to_string(), *d)).collect();
+    eventually("the list and the statistics", || async {
+        let got = (rows(c).await.map_err(seen)?, stats(c).await.map_err(seen)?);
+        if got == (want.clone(), want_stats) {
+            Ok(())
+        } else {
+            Err(format!("{got:?}, want {:?}", (&want, want_stats)))
+        }
+    })
+    .await
+}
+
+/// Opens the page; with JavaScript, waits until it is hydrated.
+async fn open(c: &Client, url: &str, javascript: bool) {
+    c.goto(&format!("{url}/")).await.expect("open the page");
+    if javascript {
+        eventually("the page to hydrate", || async {
+            match c
+                .find_all(Locator::Css(".page[data-hydrated='true']"))
+                .await
+            {
+                Ok(found) if !found.is_empty() => Ok(()),
+                Ok(_) => Err("not hydrated yet".into()),
+                Err(e) => Err(seen(e)),
+            }
+        })
+        .await;
+    }
+}
+
+async fn input(c: &Client) -> Element {
+    c.find(Locator::Css(".add-input"))
+        .await
+        .expect("the text box")
+}
+
+/// Types a todo and presses Enter.
+async fn add_with_enter(c: &Client, text: &str) {
+    let input = input(c).await;
+    input.send_keys(text).await.expect("type");
+    input.send_keys(ENTER).await.expect("press Enter");
+}
+
+/// Types a todo and clicks "Add".
+async fn add_with_button(c: &Client, text: &str) {
+    input(c).await.send_keys(text).await.expect("type");
+    click(c, ".add-button").await;
+}
+
+async fn click(c: &Client, css: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("cannot click {css}: {e}"));
+}
+
+/// Clicks a button (`.check` or `.delete`) in the row with this text.
+async fn click_in_row(c: &Client, text: &str, button: &str) {
+    let row = eventually(&format!("the row {text:?}"), || async {
+        for row in c
+            .find_all(Locator::Css(".todos .todo"))
+            .await
+            .map_err(seen)?
+        {
+            let row_text = row.find(Locator::Css(".text")).await.map_err(seen)?;
+            if row_text.text().await.map_err(seen)? == text {
+                return Ok(row);
+            }
+        }
+        Err("not in the list".into())
+    })
+    .await;
+    row.find(Locator::Css(button))
+        .await
+        .expect("the button")
+        .click()
+        .await
+        .expect("click");
+}
+
+/// Waits for the message with this id to contain `part`.
+async fn expect_message(c: &Client, id: &str, part: &str) {
+    eventually(&format!("a message containing {part:?}"), || async {
+        let text = c
+            .find(Locator::Id(id))
+            .await
+            .map_err(seen)?
+            .text()
+            .await
+            .map_err(seen)?;
+        if text.contains(part) {
+            Ok(())
+        } else {
+            Err(text)
+        }
+    })
+    .await
+}
+
+async fn has(c: &Client, css: &str) -> bool {
+    !c.find_all(Locator::Css(css))
+        .await
+        .expect("find")
+        .is_empty()
+}
+
+async fn save_screenshot(c: &Client, name: &str) -> PathBuf {
+    let png = c.screenshot().await.expect("screenshot");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/e2e");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, png).unwrap();
+    path
+}
+
+// ---------------------------------------------------------------- tests
+
+/// Add three todos, toggle, delete: the list and the statistics change in
+/// place, without a page load; a reload and a server restart show the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_day_with_the_app_survives_reload_and_restart() {
+    bounded(a_day_with_the_app_survives_reload_and_restart_steps()).await;
+}
+
+async fn a_day_with_the_app_survives_reload_and_restart_steps() {
+    let data = tempfile::tempdir().unwrap();
+    let mut server = Server::start(data.path());
+    let driver = Driver::start();
+    let browser = driver.browser(true).await;
+    let c = &browser.client;
+
+    open(c, &server.url, true).await;
+    assert!(has(c, ".empty").await, "an empty list says so");
+    expect_page(c, &[], [0, 0, 0, 0]).await;
+    // Survives as long as the page is not loaded again.
+    c.execute("window.__noReload = 'same page'; return null;", vec![])
+        .await
+        .unwrap();
+
+    add_with_enter(c, "Buy milk").await;
+    expect_page(c, &[("Buy milk", false)], [1, 1, 0, 0]).await;
+    assert_eq!(
+        input(c).await.prop("value").await.unwrap().as_deref(),
+        Some(""),
+        "the text box is emptied after adding"
+    );
+    add_with_button(c, "Book the dentist").await;
+    expect_page(
+        c,
+        &[("Buy milk", false), ("Book the dentist", false)],
+        [2, 2, 0, 0],
+    )
+    .await;
+    add_with_enter(c, "Renew passport").await;
+    let three = [
+        ("Buy milk", false),
+        ("Book the dentist", false),
+        ("Renew passport", false),
+    ];
+    expect_page(c, &three, [3, 3, 0, 0]).await;
+
+    click_in_row(c, "Buy milk", ".check").await;
+    expect_page(
+        c,
+        &[
+            ("Buy milk", true),
+            ("Book the dentist", false),
+            ("Renew passport", false),
+        ],
+        [3, 2, 1, 0],
+    )
+    .await;
+
+    // Back and forth: "done" must not grow.
+    click_in_row(c, "Book the dentist", ".check").await;
+    expect_page(
+        c,
+        &[
+            ("Buy milk", true),
+            ("Book the dentist", true),
+            ("Renew passport", false),
+        ],
+        [3, 1, 2, 0],
+    )
+    .await;
+    click_in_row(c, "Book the dentist", ".check").await;
+    expect_page(
+        c,
+        &[
+            ("Buy milk", true),
+            ("Book the dentist", false),
+            ("Renew passport", false),
+        ],
+        [3, 2, 1, 0],
+    )
+    .await;
+
+    click_in_row(c, "Renew passport", ".delete").await;
+    expect_page(
+        c,
+        &[("Buy milk", true), ("Book the dentist", false)],
+        [3, 1, 1, 1],
+    )
+    .await;
+
+    let marker = c.execute("return window.__noReload || null;", vec![]).await;
+    assert_eq!(
+        marker.unwrap(),
+        json!("same page"),
+        "the page was never reloaded"
+    );
+
+    // A fuller list for the picture in the README.
+    add_with_enter(c, "Water the plants").await;
+    add_with_enter(c, "Send the quarterly report to Anna").await;
+    let full = [
+        ("Buy milk", true),
+        ("Book the dentist", false),
+        ("Water the plants", false),
+        ("Send the quarterly report to Anna", false),
+    ];
+    expect_page(c, &full, [5, 3, 1, 1]).await;
+    click_in_row(c, "Water the plants", ".check").await;
+    let full = [
+        ("Buy milk", true),
+        ("Book the dentist", false),
+        ("Water the plants", true),
+        ("Send the quarterly report to Anna", false),
+    ];
+    let full_stats = [5, 2, 2, 1];
+    expect_page(c, &full, full_stats).await;
+    click(c, ".add-input").await;
+    let picture = save_screenshot(c, "todo-app.png").await;
+    println!("screenshot: {}", picture.display());
+
+    c.refresh().await.unwrap();
+    expect_page(c, &full, full_stats).await;
+
+    // Restart: a clean stop (as Ctrl-C), then a new server on the same data.
+    assert!(server.stop().success(), "the server stops cleanly");
+    for view in ["todos", "stats"] {
+        let snapshot = data.path().join(format!("views/{view}.snapshot.json"));
+        assert!(snapshot.exists(), "{} saved on stop", snapshot.display());
+    }
+    let events = std::fs::read_to_string(data.path().join("app.jsonl")).unwrap();
+    assert_eq!(
+        events.lines().count(),
+        5 + 4 + 1,
+        "5 added, 4 toggled, 1 deleted"
+    );
+    let server = Server::start(data.path());
+    open(c, &server.url, true).await;
+    expect_page(c, &full, full_stats).await;
+
+    browser.client.close().await.unwrap();
+}
+
+/// Empty, blank and too long text, and ids that no longer exist, get a
+/// message and write nothing; HTML in a todo is shown as text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_message_and_writes_nothing() {
+    bounded(bad_input_gets_a_message_and_writes_nothing_steps()).await;
+}
+
+async fn bad_input_gets_a_message_and_writes_nothing_steps() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let driver = Driver::start();
+    let browser = driver.browser(true).await;
+    let c = &browser.client;
+    open(c, &server.url, true).await;
+
+    add_with_enter(c, "Existing todo").await;
+    let one = [("Existing todo", false)];
+    expect_page(c, &one, [1, 1, 0, 0]).await;
+    let before = log_len(data.path());
+
+    // Each message differs from the one before, so each is seen anew.
+    click(c, ".add-button").await;
+    expect_message(c, "add-error", "Type what you need to do first").await;
+    add_with_enter(c, &"x".repeat(501)).await;
+    expect_message(
+        c,
+        "add-error",
+        "at most 500 characters long; this one has 501",
+    )
+    .await;
+    input(c).await.clear().await.unwrap();
+    add_with_enter(c, "     ").await;
+    expect_message(c, "add-error", "Type what you need to do first").await;
+    expect_page(c, &one, [1, 1, 0, 0]).await;
+    assert_eq!(log_len(data.path()), before, "nothing was written");
+
+    // HTML is text, not markup.
+    input(c).await.clear().await.unwrap();
+    let html = "<script>alert(1)</script><b>bold</b> & <i>co</i>";
+    add_with_enter(c, html).await;
+    expect_page(c, &[("Existing todo", false), (html, false)], [2, 2, 0, 0]).await;
+    assert!(
+        !has(c, "#add-error").await,
+        "the message goes once a todo is added"
+    );
+    assert!(!has(c, ".todos b, .todos i, .todos script").await);
+    let shown = c.find(Locator::Css(".todos .todo:last-child .text")).await;
+    let markup = shown.unwrap().html(true).await.unwrap();
+    assert!(markup.contains("&lt;script&gt;"), "{markup}");
+
+    // Ids that do not exist: from a plain HTTP client...
+    let before = log_len(data.path());
+    for function in ["toggle_todo", "delete_todo"] {
+        let (status, body) = http_post(
+            server.addr(),
+            &format!("/api/{function}"),
+            &[("id", "no-such-id")],
+        );
+        assert_eq!(status, 500, "{body}");
+        assert!(body.contains("NotFound"), "{body}");
+    }
+    assert_eq!(log_len(data.path()), before, "nothing was written");
+
+    // ...and from a page that still shows a todo another client deleted.
+    let texts = todo_texts(server.addr());
+    assert_eq!(texts, ["Existing todo", html]);
+    let rows = c.find_all(Locator::Css(".todos .todo")).await.unwrap();
+    let id = rows[0].attr("data-id").await.unwrap().expect("data-id");
+    let (status, body) = http_post(server.addr(), "/api/delete_todo", &[("id", &id)]);
+    assert_eq!(status, 200, "{body}");
+    let before = log_len(data.path());
+    click_in_row(c, "Existing todo", ".check").await;
+    expect_message(c, "row-error", "no longer exists").await;
+    expect_page(c, &[(html, false)], [2, 1, 0, 1]).await;
+    assert_eq!(log_len(data.path()), before, "nothing was written");
+
+    browser.client.close().await.unwrap();
+}
+
+/// Four plain HTTP clients and two browsers add todos at the same time,
+/// with a log small enough to rotate meanwhile; none is lost, not even after
+/// the server is killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_clients_lose_no_todo() {
+    bounded(concurrent_clients_lose_no_todo_steps()).await;
+}
+
+async fn concurrent_clients_lose_no_todo_steps() {
+    const HTTP_CLIENTS: usize = 4;
+    const PER_HTTP_CLIENT: usize = 10;
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start_with(data.path(), &[("TODO_MAX_LOG_SIZE", "2000")]);
+    let driver = Driver::start();
+    let (a, b) = tokio::join!(driver.browser(true), driver.browser(true));
+    tokio::join!(
+        open(&a.client, &server.url, true),
+        open(&b.client, &server.url, true)
+    );
+
+    let mut expected = Vec::new();
+    let http: Vec<_> = (0..HTTP_CLIENTS)
+        .map(|client| {
+            let addr = server.addr().to_owned();
+            let texts: Vec<String> = (0..PER_HTTP_CLIENT)
+                .map(|n| format!("http client {client}, todo {n}"))
+                .collect();
+            expected.extend(texts.clone());
+            thread::spawn(move || {
+                for text in texts {
+                    let (status, body) = http_post(&addr, "/api/add_todo", &[("text", &text)]);
+                    assert_eq!(status, 200, "{body}");
+                }
+            })
+        })
+        .collect();
+    let browser_texts =
+        |name: &str| -> Vec<String> { (0..3).map(|n| format!("{name}, todo {n}")).collect() };
+    let (texts_a, texts_b) = (browser_texts("browser A"), browser_texts("browser B"));
+    expected.extend(texts_a.clone());
+    expected.extend(texts_b.clone());
+    let add_all = |c: &'static str, client: &Client, texts: Vec<String>| {
+        let client = client.clone();
+        async move {
+            for text in texts {
+                add_with_enter(&client, &text).await;
+                eventually(&format!("{c} to show {text:?}"), || async {
+                    let rows = rows(&client).await.map_err(seen)?;
+                    if rows.iter().any(|(t, _)| *t == text) {
+                        Ok(())
+                    } else {
+                        Err(format!("{} rows", rows.len()))
+                    }
+                })
+                .await;
+            }
+        }
+    };
+    tokio::join!(
+        add_all("browser A", &a.client, texts_a),
+        add_all("browser B", &b.client, texts_b)
+    );
+    for client in http {
+        client.join().expect("an HTTP client failed");
+    }
+
+    let total = expected.len() as u64;
+    assert_eq!(total, 46);
+    let check = |mut texts: Vec<String>| {
+        texts.sort();
+        let mut want = expected.clone();
+        want.sort();
+        assert_eq!(texts, want, "every todo exactly once");
+    };
+    check(todo_texts(server.addr()));
+    assert!(
+        data.path().join("archive.jsonl.zst").exists(),
+        "the log rotated while the clients wrote"
+    );
+    a.client.refresh().await.unwrap();
+    eventually("all todos in a reloaded page", || async {
+        let got = (
+            rows(&a.client).await.map_err(seen)?.len() as u64,
+            stats(&a.client).await.map_err(seen)?,
+        );
+        if got == (total, [total, total, 0, 0]) {
+            Ok(())
+        } else {
+            Err(format!("{got:?}"))
+        }
+    })
+    .await;
+
+    // A hard kill loses nothing that was acknowledged.
+    drop(server);
+    let server = Server::start_with(data.path(), &[("TODO_MAX_LOG_SIZE", "2000")]);
+    check(todo_texts(server.addr()));
+
+    let _ = a.client.close().await;
+    let _ = b.client.close().await;
+}
+
+/// With JavaScript off, the same forms work by plain form posts, and
+/// messages still show.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forms_work_without_javascript() {
+    bounded(forms_work_without_javascript_steps()).await;
+}
+
+async fn forms_work_without_javascript_steps() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let driver = Driver::start();
+    let browser = driver.browser(false).await;
+    let c = &browser.client;
+
+    open(c, &server.url, false).await;
+    expect_page(c, &[], [0, 0, 0, 0]).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !has(c, ".page[data-hydrated]").await,
+        "JavaScript is off: the page is never hydrated"
+    );
+
+    add_with_button(c, "Typed without JavaScript").await;
+    expect_page(c, &[("Typed without JavaScript", false)], [1, 1, 0, 0]).await;
+    add_with_enter(c, "Submitted with Enter").await;
+    let two = [
+        ("Typed without JavaScript", false),
+        ("Submitted with Enter", false),
+    ];
+    expect_page(c, &two, [2, 2, 0, 0]).await;
+
+    click_in_row(c, "Typed without JavaScript", ".check").await;
+    expect_page(
+        c,
+        &[
+            ("Typed without JavaScript", true),
+            ("Submitted with Enter", false),
+        ],
+        [2, 1, 1, 0],
+    )
+    .await;
+    click_in_row(c, "Submitted with Enter", ".delete").await;
+    let one = [("Typed without JavaScript", true)];
+    expect_page(c, &one, [2, 0, 1, 1]).await;
+
+    let before = log_len(data.path());
+    click(c, ".add-button").await;
+    expect_message(c, "add-error", "Type what you need to do first").await;
+    add_with_enter(c, &"y".repeat(600)).await;
+    expect_message(c, "add-error", "this one has 600").await;
+    expect_page(c, &one, [2, 0, 1, 1]).await;
+    assert_eq!(log_len(data.path()), before, "nothing was written");
+    save_screenshot(c, "todo-app-no-javascript.png").await;
+
+    // A good todo clears the message.
+    add_with_enter(c, "Fixed it").await;
+    expect_page(c, &[one[0], ("Fixed it", false)], [3, 1, 1, 1]).await;
+    assert!(!has(c, "#add-error").await);
+
+    browser.client.close().await.unwrap();
+}
