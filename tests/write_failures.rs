@@ -506,6 +506,19 @@ fn pads_log(dir: &Path) -> EventLog {
         .expect("open")
 }
 
+/// Runs a snapshot-save fault `case` on a log of two padded events, whose
+/// child acknowledges a third; returns the directory, reopened without the
+/// limit, after checking that the three events are there.
+fn pads_fault(case: &str) -> (TempDir, EventLog) {
+    let dir = test_dir();
+    two_padded_events(dir.path());
+    let stdout = run_fault(case, dir.path(), 4);
+    assert_eq!(reported(&stdout, "acked"), 3);
+    let log = pads_log(dir.path());
+    assert_eq!(history(&log), [0, 1, 2]);
+    (dir, log)
+}
+
 fn child_refresh_snapshot(dir: &Path) {
     let mut log = pads_log(dir);
     let error = log
@@ -525,12 +538,7 @@ fn failed_snapshot_save_in_refresh_is_an_error_not_a_poison() {
         return;
     }
     let _serial = spawning_test();
-    let dir = test_dir();
-    two_padded_events(dir.path());
-    let stdout = run_fault("refresh_snapshot", dir.path(), 4);
-    assert_eq!(reported(&stdout, "acked"), 3);
-    let mut log = pads_log(dir.path());
-    assert_eq!(history(&log), [0, 1, 2]);
+    let (dir, mut log) = pads_fault("refresh_snapshot");
     log.refresh_all().expect("refresh");
     let expected = replay(&log, amplify);
     assert_eq!(*log.view::<Vec<String>>("pads").expect("view"), expected);
@@ -557,12 +565,7 @@ fn rotation_failing_at_its_snapshot_save_changes_nothing() {
         return;
     }
     let _serial = spawning_test();
-    let dir = test_dir();
-    two_padded_events(dir.path());
-    let stdout = run_fault("rotate_snapshot", dir.path(), 4);
-    assert_eq!(reported(&stdout, "acked"), 3);
-    let mut log = pads_log(dir.path());
-    assert_eq!(history(&log), [0, 1, 2]);
+    let (dir, mut log) = pads_fault("rotate_snapshot");
     log.rotate()
         .expect("the rotation succeeds without the limit");
     assert_eq!(history_in_files(dir.path()), [0, 1, 2]);
