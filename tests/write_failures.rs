@@ -538,7 +538,7 @@ fn failed_snapshot_save_in_refresh_is_an_error_not_a_poison() {
         return;
     }
     let _serial = spawning_test();
-    let (dir, mut log) = pads_fault("refresh_snapshot");
+    let (_dir, mut log) = pads_fault("refresh_snapshot");
     log.refresh_all().expect("refresh");
     let expected = replay(&log, amplify);
     assert_eq!(*log.view::<Vec<String>>("pads").expect("view"), expected);
