@@ -36,6 +36,13 @@ use tempfile::TempDir;
 /// Set in the child's environment to the data directory it must use.
 const CHILD_DIR: &str = "EVENTFOLD_WRITE_FAILURE_DIR";
 
+/// For a test that spawns children: `None` when this process is itself a
+/// child (which runs only its `child_` test), otherwise the guard that keeps
+/// spawning tests apart from in-process ones.
+fn parent_test() -> Option<std::sync::RwLockWriteGuard<'static, ()>> {
+    std::env::var_os(CHILD_DIR).is_none().then(spawning_test)
+}
+
 /// An event of about 1 KiB, so that a few fill the allowed file size.
 fn big_event(n: u64) -> Event {
     let mut event = numbered(n);
@@ -170,10 +177,9 @@ fn child_appends_until_the_disk_refuses() {
 /// limit) cuts the partial line and finds exactly the acknowledged events.
 #[test]
 fn failed_write_poisons_the_log_and_reopen_recovers() {
-    if std::env::var_os(CHILD_DIR).is_some() {
-        return;
-    }
-    let _serial = spawning_test();
+    let Some(_serial) = parent_test() else {
+        return; // in a child, only the child_ tests run
+    };
     let dir = test_dir();
     let stdout = run_limited_child("child_appends_until_the_disk_refuses", dir.path(), 8);
     let acked = reported(&stdout, "acked");
@@ -236,10 +242,9 @@ fn child_snapshot_save_fails() {
 /// view from the log: nothing was lost.
 #[test]
 fn failed_snapshot_save_loses_nothing() {
-    if std::env::var_os(CHILD_DIR).is_some() {
-        return;
-    }
-    let _serial = spawning_test();
+    let Some(_serial) = parent_test() else {
+        return; // in a child, only the child_ tests run
+    };
     let dir = test_dir();
     let stdout = run_limited_child("child_snapshot_save_fails", dir.path(), 32);
     assert_eq!(reported(&stdout, "acked"), 2);
@@ -400,10 +405,9 @@ fn append_at_newline_case() -> (u64, Vec<u64>) {
 /// itself.
 #[test]
 fn failed_append_at_the_newline_loses_nothing() {
-    if std::env::var_os(CHILD_DIR).is_some() {
-        return;
-    }
-    let _serial = spawning_test();
+    let Some(_serial) = parent_test() else {
+        return; // in a child, only the child_ tests run
+    };
     let (acked, history) = append_at_newline_case();
     assert!(history.len() as u64 >= acked, "acknowledged events lost");
     assert_eq!(history[..acked as usize], (0..acked).collect::<Vec<_>>());
@@ -414,10 +418,9 @@ fn failed_append_at_the_newline_loses_nothing() {
 /// not be there: a caller that retries it would store it twice.
 #[test]
 fn failed_append_at_the_newline_is_not_in_the_log_after_reopen() {
-    if std::env::var_os(CHILD_DIR).is_some() {
-        return;
-    }
-    let _serial = spawning_test();
+    let Some(_serial) = parent_test() else {
+        return; // in a child, only the child_ tests run
+    };
     let (acked, history) = append_at_newline_case();
     assert_eq!(
         history,
@@ -467,10 +470,9 @@ fn batch_case() -> Vec<u64> {
 /// whole events could, if that cut failed too).
 #[test]
 fn failed_append_batch_mid_batch_loses_nothing() {
-    if std::env::var_os(CHILD_DIR).is_some() {
-        return;
-    }
-    let _serial = spawning_test();
+    let Some(_serial) = parent_test() else {
+        return; // in a child, only the child_ tests run
+    };
     let history = batch_case();
     assert!(history.len() >= 2 && history.len() <= 6, "{history:?}");
     assert_eq!(history, (0..history.len() as u64).collect::<Vec<_>>());
@@ -479,10 +481,9 @@ fn failed_append_batch_mid_batch_loses_nothing() {
 /// The batch was refused as a whole, so none of it may appear later.
 #[test]
 fn failed_append_batch_leaves_none_of_its_events() {
-    if std::env::var_os(CHILD_DIR).is_some() {
-        return;
-    }
-    let _serial = spawning_test();
+    let Some(_serial) = parent_test() else {
+        return; // in a child, only the child_ tests run
+    };
     assert_eq!(
         batch_case(),
         [0, 1],
@@ -534,10 +535,9 @@ fn child_refresh_snapshot(dir: &Path) {
 
 #[test]
 fn failed_snapshot_save_in_refresh_is_an_error_not_a_poison() {
-    if std::env::var_os(CHILD_DIR).is_some() {
-        return;
-    }
-    let _serial = spawning_test();
+    let Some(_serial) = parent_test() else {
+        return; // in a child, only the child_ tests run
+    };
     let (_dir, mut log) = pads_fault("refresh_snapshot");
     log.refresh_all().expect("refresh");
     let expected = replay(&log, amplify);
@@ -561,10 +561,9 @@ fn child_rotate_snapshot(dir: &Path) {
 
 #[test]
 fn rotation_failing_at_its_snapshot_save_changes_nothing() {
-    if std::env::var_os(CHILD_DIR).is_some() {
-        return;
-    }
-    let _serial = spawning_test();
+    let Some(_serial) = parent_test() else {
+        return; // in a child, only the child_ tests run
+    };
     let (dir, mut log) = pads_fault("rotate_snapshot");
     log.rotate()
         .expect("the rotation succeeds without the limit");
@@ -589,10 +588,9 @@ fn child_rotate_intent(dir: &Path) {
 
 #[test]
 fn rotation_failing_at_its_intent_record_changes_nothing() {
-    if std::env::var_os(CHILD_DIR).is_some() {
-        return;
-    }
-    let _serial = spawning_test();
+    let Some(_serial) = parent_test() else {
+        return; // in a child, only the child_ tests run
+    };
     let dir = test_dir();
     let mut log = EventLog::open(dir.path()).expect("open");
     append_numbered(&mut log, 0..3);
@@ -642,10 +640,9 @@ fn child_rotate_archive(dir: &Path) {
 
 #[test]
 fn rotation_failing_in_its_archive_frame_rolls_back() {
-    if std::env::var_os(CHILD_DIR).is_some() {
-        return;
-    }
-    let _serial = spawning_test();
+    let Some(_serial) = parent_test() else {
+        return; // in a child, only the child_ tests run
+    };
     let dir = test_dir();
     let stdout = run_fault("rotate_archive", dir.path(), 16);
     let acked = reported(&stdout, "acked");
@@ -738,10 +735,9 @@ fn child_open_refused(dir: &Path) {
 
 #[test]
 fn rotation_failing_at_its_snapshot_move_rolls_forward() {
-    if std::env::var_os(CHILD_DIR).is_some() {
-        return;
-    }
-    let _serial = spawning_test();
+    let Some(_serial) = parent_test() else {
+        return; // in a child, only the child_ tests run
+    };
     let dir = test_dir();
     let mut log = pads_log(dir.path());
     log.append(&padded(0, 30)).expect("append");
@@ -777,10 +773,9 @@ fn rotation_failing_at_its_snapshot_move_rolls_forward() {
 /// next open cuts them as usual.
 #[test]
 fn open_that_cannot_keep_a_torn_tail_aside_fails_cleanly() {
-    if std::env::var_os(CHILD_DIR).is_some() {
-        return;
-    }
-    let _serial = spawning_test();
+    let Some(_serial) = parent_test() else {
+        return; // in a child, only the child_ tests run
+    };
     let dir = test_dir();
     let mut log = EventLog::open(dir.path()).expect("open");
     append_numbered(&mut log, 0..3);
@@ -855,10 +850,9 @@ fn is_enospc(error: &Error) -> bool {
 
 #[test]
 fn full_disk_append_poisons_and_reopen_recovers() {
-    if std::env::var_os(CHILD_DIR).is_some() {
-        return;
-    }
-    let _serial = spawning_test(); // mount(8) is a child process too
+    let Some(_serial) = parent_test() else {
+        return; // mount(8) is a child process too
+    };
     let Some((_root, mount)) = small_tmpfs("full_disk_append_poisons_and_reopen_recovers") else {
         return;
     };
@@ -898,10 +892,9 @@ fn full_disk_append_poisons_and_reopen_recovers() {
 
 #[test]
 fn full_disk_rotation_rolls_back() {
-    if std::env::var_os(CHILD_DIR).is_some() {
-        return;
-    }
-    let _serial = spawning_test(); // mount(8) is a child process too
+    let Some(_serial) = parent_test() else {
+        return; // mount(8) is a child process too
+    };
     let Some((_root, mount)) = small_tmpfs("full_disk_rotation_rolls_back") else {
         return;
     };
@@ -946,10 +939,9 @@ fn full_disk_rotation_rolls_back() {
 
 #[test]
 fn full_disk_snapshot_save_is_an_error_not_a_poison() {
-    if std::env::var_os(CHILD_DIR).is_some() {
-        return;
-    }
-    let _serial = spawning_test(); // mount(8) is a child process too
+    let Some(_serial) = parent_test() else {
+        return; // mount(8) is a child process too
+    };
     let Some((_root, mount)) = small_tmpfs("full_disk_snapshot_save_is_an_error_not_a_poison")
     else {
         return;
