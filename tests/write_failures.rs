@@ -178,7 +178,7 @@ fn child_appends_until_the_disk_refuses() {
 #[test]
 fn failed_write_poisons_the_log_and_reopen_recovers() {
     let Some(_serial) = parent_test() else {
-        return; // in a child, only the child_ tests run
+        return;
     };
     let dir = test_dir();
     let stdout = run_limited_child("child_appends_until_the_disk_refuses", dir.path(), 8);
@@ -243,7 +243,7 @@ fn child_snapshot_save_fails() {
 #[test]
 fn failed_snapshot_save_loses_nothing() {
     let Some(_serial) = parent_test() else {
-        return; // in a child, only the child_ tests run
+        return;
     };
     let dir = test_dir();
     let stdout = run_limited_child("child_snapshot_save_fails", dir.path(), 32);
@@ -406,7 +406,7 @@ fn append_at_newline_case() -> (u64, Vec<u64>) {
 #[test]
 fn failed_append_at_the_newline_loses_nothing() {
     let Some(_serial) = parent_test() else {
-        return; // in a child, only the child_ tests run
+        return;
     };
     let (acked, history) = append_at_newline_case();
     assert!(history.len() as u64 >= acked, "acknowledged events lost");
@@ -419,7 +419,7 @@ fn failed_append_at_the_newline_loses_nothing() {
 #[test]
 fn failed_append_at_the_newline_is_not_in_the_log_after_reopen() {
     let Some(_serial) = parent_test() else {
-        return; // in a child, only the child_ tests run
+        return;
     };
     let (acked, history) = append_at_newline_case();
     assert_eq!(
@@ -471,7 +471,7 @@ fn batch_case() -> Vec<u64> {
 #[test]
 fn failed_append_batch_mid_batch_loses_nothing() {
     let Some(_serial) = parent_test() else {
-        return; // in a child, only the child_ tests run
+        return;
     };
     let history = batch_case();
     assert!(history.len() >= 2 && history.len() <= 6, "{history:?}");
@@ -482,7 +482,7 @@ fn failed_append_batch_mid_batch_loses_nothing() {
 #[test]
 fn failed_append_batch_leaves_none_of_its_events() {
     let Some(_serial) = parent_test() else {
-        return; // in a child, only the child_ tests run
+        return;
     };
     assert_eq!(
         batch_case(),
@@ -536,7 +536,7 @@ fn child_refresh_snapshot(dir: &Path) {
 #[test]
 fn failed_snapshot_save_in_refresh_is_an_error_not_a_poison() {
     let Some(_serial) = parent_test() else {
-        return; // in a child, only the child_ tests run
+        return;
     };
     let (_dir, mut log) = pads_fault("refresh_snapshot");
     log.refresh_all().expect("refresh");
@@ -562,7 +562,7 @@ fn child_rotate_snapshot(dir: &Path) {
 #[test]
 fn rotation_failing_at_its_snapshot_save_changes_nothing() {
     let Some(_serial) = parent_test() else {
-        return; // in a child, only the child_ tests run
+        return;
     };
     let (dir, mut log) = pads_fault("rotate_snapshot");
     log.rotate()
@@ -589,7 +589,7 @@ fn child_rotate_intent(dir: &Path) {
 #[test]
 fn rotation_failing_at_its_intent_record_changes_nothing() {
     let Some(_serial) = parent_test() else {
-        return; // in a child, only the child_ tests run
+        return;
     };
     let dir = test_dir();
     let mut log = EventLog::open(dir.path()).expect("open");
@@ -641,7 +641,7 @@ fn child_rotate_archive(dir: &Path) {
 #[test]
 fn rotation_failing_in_its_archive_frame_rolls_back() {
     let Some(_serial) = parent_test() else {
-        return; // in a child, only the child_ tests run
+        return;
     };
     let dir = test_dir();
     let stdout = run_fault("rotate_archive", dir.path(), 16);
@@ -736,7 +736,7 @@ fn child_open_refused(dir: &Path) {
 #[test]
 fn rotation_failing_at_its_snapshot_move_rolls_forward() {
     let Some(_serial) = parent_test() else {
-        return; // in a child, only the child_ tests run
+        return;
     };
     let dir = test_dir();
     let mut log = pads_log(dir.path());
@@ -774,7 +774,7 @@ fn rotation_failing_at_its_snapshot_move_rolls_forward() {
 #[test]
 fn open_that_cannot_keep_a_torn_tail_aside_fails_cleanly() {
     let Some(_serial) = parent_test() else {
-        return; // in a child, only the child_ tests run
+        return;
     };
     let dir = test_dir();
     let mut log = EventLog::open(dir.path()).expect("open");
@@ -850,8 +850,9 @@ fn is_enospc(error: &Error) -> bool {
 
 #[test]
 fn full_disk_append_poisons_and_reopen_recovers() {
+    // Serialized with the other spawning tests: mount(8) is a child too.
     let Some(_serial) = parent_test() else {
-        return; // mount(8) is a child process too
+        return;
     };
     let Some((_root, mount)) = small_tmpfs("full_disk_append_poisons_and_reopen_recovers") else {
         return;
@@ -892,8 +893,9 @@ fn full_disk_append_poisons_and_reopen_recovers() {
 
 #[test]
 fn full_disk_rotation_rolls_back() {
+    // Serialized with the other spawning tests: mount(8) is a child too.
     let Some(_serial) = parent_test() else {
-        return; // mount(8) is a child process too
+        return;
     };
     let Some((_root, mount)) = small_tmpfs("full_disk_rotation_rolls_back") else {
         return;
@@ -939,8 +941,9 @@ fn full_disk_rotation_rolls_back() {
 
 #[test]
 fn full_disk_snapshot_save_is_an_error_not_a_poison() {
+    // Serialized with the other spawning tests: mount(8) is a child too.
     let Some(_serial) = parent_test() else {
-        return; // mount(8) is a child process too
+        return;
     };
     let Some((_root, mount)) = small_tmpfs("full_disk_snapshot_save_is_an_error_not_a_poison")
     else {
