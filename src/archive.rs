@@ -25,9 +25,19 @@
 //! back to `A` bytes, dropping any partial frame); if it is empty, step 3
 //! had completed and the rotation is rolled forward (steps 5 and 6). Either
 //! way no event is lost or duplicated.
+//!
+//! Recovery cuts nothing it has not verified. Before a roll-back, the
+//! archive bytes past `A` must decode as one zstd frame, possibly cut
+//! short, whose content so far is the start of `app.jsonl`; before a
+//! roll-forward, they must be exactly one complete frame of `M` bytes whose
+//! checksum holds. A stale or forged record, or files damaged after the
+//! crash, give [`Error::Corrupt`](crate::Error::Corrupt) naming the file
+//! that disagrees (the record itself when an emptied `app.jsonl` and an
+//! archive cut inside the frame cannot be told apart), and no file is
+//! changed.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader, Read, Seek};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -266,6 +276,13 @@ impl EventLog {
 /// Resolves a rotation that a crash interrupted, if its intent record is
 /// there; see the module docs. Runs on open, before anything else reads
 /// the log or the archive.
+///
+/// Nothing is cut that is not proven to be the interrupted rotation's own
+/// frame: before a roll-back, the archive bytes past the recorded length
+/// must decode as one zstd frame (possibly cut short) whose content is the
+/// start of `app.jsonl`; before a roll-forward, they must be exactly one
+/// complete frame of the recorded length whose checksum holds. Anything
+/// else is [`Error::Corrupt`] and no file is changed.
 pub(crate) fn recover(dir: &Path, log_path: &Path, views_dir: &Path) -> Result<()> {
     let intent_path = dir.join(INTENT_FILE);
     let record = match fs::read(&intent_path) {
@@ -299,6 +316,9 @@ pub(crate) fn recover(dir: &Path, log_path: &Path, views_dir: &Path) -> Result<(
                 ),
             ));
         }
+        if archive_len > intent.archive_len {
+            check_partial_frame(&archive_path, intent.archive_len, log_path, intent.log_len)?;
+        }
         if intent.archive_len == 0 {
             durable::remove_file(&archive_path)?;
         } else if archive_len > intent.archive_len {
@@ -325,6 +345,7 @@ pub(crate) fn recover(dir: &Path, log_path: &Path, views_dir: &Path) -> Result<(
                 ),
             ));
         }
+        check_complete_frame(&archive_path, &intent_path, &intent)?;
         snapshot::shift_after_rotation(views_dir, intent.log_len, archive_len)?;
         ::log::warn!("eventfold: completed a rotation interrupted after the archive was written");
     } else {
@@ -338,4 +359,173 @@ pub(crate) fn recover(dir: &Path, log_path: &Path, views_dir: &Path) -> Result<(
         ));
     }
     durable::remove_file(&intent_path)
+}
+
+/// Before a roll-back: the archive bytes from `start` on must be the
+/// interrupted rotation's frame, possibly cut short: one zstd frame whose
+/// content so far is the start of the `log_len` bytes of the active log.
+fn check_partial_frame(
+    archive_path: &Path,
+    start: u64,
+    log_path: &Path,
+    log_len: u64,
+) -> Result<()> {
+    let mut log = BufReader::with_capacity(READ_BUF, File::open(log_path).at(log_path)?);
+    let mut expected = vec![0; READ_BUF];
+    // Where the line being compared starts in the active log.
+    let mut line_start = 0;
+    let tail = decode_frame_tail(archive_path, start, |at, chunk| {
+        if at + chunk.len() as u64 > log_len {
+            return Err(Error::corrupt(
+                archive_path,
+                start,
+                format!(
+                    "the frame that {INTENT_FILE} says the interrupted rotation was writing \
+                     here holds more than the {log_len} bytes of {}; nothing was changed",
+                    log_path.display()
+                ),
+            ));
+        }
+        let expected = &mut expected[..chunk.len()];
+        log.read_exact(expected).at(log_path)?;
+        let Some(i) = expected.iter().zip(chunk).position(|(a, b)| a != b) else {
+            if let Some(j) = expected.iter().rposition(|&b| b == b'\n') {
+                line_start = at + j as u64 + 1;
+            }
+            return Ok(());
+        };
+        if let Some(j) = expected[..i].iter().rposition(|&b| b == b'\n') {
+            line_start = at + j as u64 + 1;
+        }
+        Err(Error::corrupt(
+            log_path,
+            line_start,
+            format!(
+                "the line here differs from the copy that an interrupted rotation was \
+                 writing into {} (frame at byte {start}); one of them was changed after \
+                 the crash, so nothing was changed: compare them (`zstd -d`) before acting",
+                archive_path.display()
+            ),
+        ))
+    })?;
+    if tail.complete && tail.decoded != log_len {
+        return Err(Error::corrupt(
+            archive_path,
+            start,
+            format!(
+                "the frame here holds {} bytes, but {INTENT_FILE} records a rotation of \
+                 {log_len}: it is not the interrupted rotation's frame; nothing was changed",
+                tail.decoded
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Before a roll-forward: the archive bytes from the recorded length on
+/// must be exactly one complete frame of the rotated log's length, its
+/// checksum verified. Otherwise the emptied active log's events are not
+/// all in the archive.
+fn check_complete_frame(archive_path: &Path, intent_path: &Path, intent: &Intent) -> Result<()> {
+    let start = intent.archive_len;
+    let tail = decode_frame_tail(archive_path, start, |_, _| Ok(()))?;
+    if tail.complete && tail.decoded == intent.log_len {
+        return Ok(());
+    }
+    let found = if tail.complete {
+        format!("a complete frame of {} bytes", tail.decoded)
+    } else {
+        format!(
+            "an incomplete frame ({} compressed bytes, decoding to {} bytes)",
+            tail.compressed, tail.decoded
+        )
+    };
+    Err(Error::corrupt(
+        intent_path,
+        0,
+        format!(
+            "the record says {} bytes of the active log moved into the archive from byte \
+             {start}, and the active log is empty, but the archive holds {found} there: \
+             either the active log lost its content or the archive was cut. Nothing was \
+             changed; restore the damaged file from a backup",
+            intent.log_len
+        ),
+    ))
+}
+
+/// What the archive holds from a given byte on, decoded as one frame.
+struct FrameTail {
+    /// Compressed bytes read.
+    compressed: u64,
+    /// Bytes of content they decode to.
+    decoded: u64,
+    /// Whether the frame ended (its checksum verified) with the file.
+    complete: bool,
+}
+
+/// Decodes the archive from `start` to its end as one zstd frame, handing
+/// each decoded chunk and its offset in the frame's content to `check`.
+/// A frame cut short is not an error (`complete` is false); bytes that are
+/// not a zstd frame, a failed checksum or bytes after the frame are
+/// [`Error::Corrupt`] naming the archive at the compressed offset.
+fn decode_frame_tail(
+    archive_path: &Path,
+    start: u64,
+    mut check: impl FnMut(u64, &[u8]) -> Result<()>,
+) -> Result<FrameTail> {
+    use zstd::stream::raw::{Decoder, InBuffer, Operation, OutBuffer};
+
+    let mut file = File::open(archive_path).at(archive_path)?;
+    file.seek(io::SeekFrom::Start(start)).at(archive_path)?;
+    let mut decoder = Decoder::new().at(archive_path)?;
+    let mut input = vec![0; READ_BUF];
+    let mut output = vec![0; READ_BUF];
+    let mut tail = FrameTail {
+        compressed: 0,
+        decoded: 0,
+        complete: false,
+    };
+    loop {
+        let n = file.read(&mut input).at(archive_path)?;
+        if n == 0 {
+            return Ok(tail);
+        }
+        let mut chunk = InBuffer::around(&input[..n]);
+        loop {
+            let mut out = OutBuffer::around(&mut output[..]);
+            let hint = decoder.run(&mut chunk, &mut out).map_err(|e| {
+                Error::corrupt(
+                    archive_path,
+                    start + tail.compressed + chunk.pos() as u64,
+                    format!(
+                        "the bytes from {start} on (where {INTENT_FILE} says an interrupted \
+                         rotation's frame starts) are not a zstd frame: {e}; nothing was changed"
+                    ),
+                )
+            })?;
+            let produced = out.pos();
+            check(tail.decoded, &output[..produced])?;
+            tail.decoded += produced as u64;
+            if hint == 0 {
+                tail.compressed += chunk.pos() as u64;
+                tail.complete = true;
+                let more = chunk.pos() < n || file.read(&mut input[..1]).at(archive_path)? > 0;
+                if more {
+                    return Err(Error::corrupt(
+                        archive_path,
+                        start + tail.compressed,
+                        format!(
+                            "more bytes follow the frame that {INTENT_FILE} says an \
+                             interrupted rotation wrote from byte {start}; nothing was changed"
+                        ),
+                    ));
+                }
+                return Ok(tail);
+            }
+            if chunk.pos() == n && produced < output.len() {
+                break;
+            }
+        }
+        tail.compressed += n as u64;
+    }
 }

@@ -16,39 +16,43 @@
 //! ([`sweep_table_of_damage_outcomes`], 1,404 cases, 12 per template,
 //! file and kind):
 //!
-//! | damage | file | correct | Corrupt(file, offset) | torn tail | cut at a line | edited, consistent | edited, seen after rebuild |
-//! |---|---|---:|---:|---:|---:|---:|---:|
-//! | Flip | app.jsonl | 0 | 32 | 0 | 0 | 1 | 3 |
-//! | Flip | archive.jsonl.zst | 5 | 43 | 0 | 0 | 0 | 0 |
-//! | Flip | rotation.json | 0 | 36 | 0 | 0 | 0 | 0 |
-//! | Flip | snapshot | 144 | 0 | 0 | 0 | 0 | 0 |
-//! | Zero | app.jsonl | 0 | 36 | 0 | 0 | 0 | 0 |
-//! | Zero | archive.jsonl.zst | 9 | 39 | 0 | 0 | 0 | 0 |
-//! | Zero | rotation.json | 0 | 36 | 0 | 0 | 0 | 0 |
-//! | Zero | snapshot | 144 | 0 | 0 | 0 | 0 | 0 |
-//! | Truncate | app.jsonl | 0 | 24 | 6 | 6 | 0 | 0 |
-//! | Truncate | archive.jsonl.zst | 6 | 42 | 0 | 0 | 0 | 0 |
-//! | Truncate | rotation.json | 0 | 36 | 0 | 0 | 0 | 0 |
-//! | Truncate | snapshot | 144 | 0 | 0 | 0 | 0 | 0 |
-//! | Delete | app.jsonl | 0 | 34 | 0 | 0 | 2 | 0 |
-//! | Delete | archive.jsonl.zst | 9 | 39 | 0 | 0 | 0 | 0 |
-//! | Delete | rotation.json | 0 | 36 | 0 | 0 | 0 | 0 |
-//! | Delete | snapshot | 144 | 0 | 0 | 0 | 0 | 0 |
-//! | Insert | app.jsonl | 0 | 47 | 0 | 0 | 1 | 0 |
-//! | Insert | archive.jsonl.zst | 4 | 44 | 0 | 0 | 0 | 0 |
-//! | Insert | rotation.json | 0 | 36 | 0 | 0 | 0 | 0 |
-//! | Insert | snapshot | 144 | 0 | 0 | 0 | 0 | 0 |
-//! | Edit | app.jsonl | 0 | 24 | 0 | 0 | 12 | 0 |
-//! | EditSameLength | app.jsonl | 0 | 0 | 0 | 0 | 11 | 25 |
-//! | **all** | | 753 | 584 | 6 | 6 | 27 | 28 |
+//! | damage | file | correct | Corrupt(file, offset) | Corrupt(rotation.json) | torn tail | cut at a line | edited, consistent | edited, seen after rebuild |
+//! |---|---|---:|---:|---:|---:|---:|---:|---:|
+//! | Flip | app.jsonl | 0 | 33 | 0 | 0 | 0 | 1 | 2 |
+//! | Flip | archive.jsonl.zst | 3 | 45 | 0 | 0 | 0 | 0 | 0 |
+//! | Flip | rotation.json | 0 | 36 | 0 | 0 | 0 | 0 | 0 |
+//! | Flip | snapshot | 144 | 0 | 0 | 0 | 0 | 0 | 0 |
+//! | Zero | app.jsonl | 0 | 36 | 0 | 0 | 0 | 0 | 0 |
+//! | Zero | archive.jsonl.zst | 1 | 47 | 0 | 0 | 0 | 0 | 0 |
+//! | Zero | rotation.json | 0 | 36 | 0 | 0 | 0 | 0 | 0 |
+//! | Zero | snapshot | 144 | 0 | 0 | 0 | 0 | 0 | 0 |
+//! | Truncate | app.jsonl | 0 | 24 | 0 | 6 | 6 | 0 | 0 |
+//! | Truncate | archive.jsonl.zst | 6 | 40 | 2 | 0 | 0 | 0 | 0 |
+//! | Truncate | rotation.json | 0 | 36 | 0 | 0 | 0 | 0 | 0 |
+//! | Truncate | snapshot | 144 | 0 | 0 | 0 | 0 | 0 | 0 |
+//! | Delete | app.jsonl | 0 | 34 | 0 | 0 | 0 | 2 | 0 |
+//! | Delete | archive.jsonl.zst | 4 | 42 | 2 | 0 | 0 | 0 | 0 |
+//! | Delete | rotation.json | 0 | 36 | 0 | 0 | 0 | 0 | 0 |
+//! | Delete | snapshot | 144 | 0 | 0 | 0 | 0 | 0 | 0 |
+//! | Insert | app.jsonl | 0 | 47 | 0 | 0 | 0 | 1 | 0 |
+//! | Insert | archive.jsonl.zst | 2 | 46 | 0 | 0 | 0 | 0 | 0 |
+//! | Insert | rotation.json | 0 | 36 | 0 | 0 | 0 | 0 | 0 |
+//! | Insert | snapshot | 144 | 0 | 0 | 0 | 0 | 0 | 0 |
+//! | Edit | app.jsonl | 0 | 24 | 0 | 0 | 0 | 12 | 0 |
+//! | EditSameLength | app.jsonl | 0 | 12 | 0 | 0 | 0 | 8 | 16 |
+//! | **all** | | 736 | 610 | 4 | 6 | 6 | 24 | 18 |
 //!
 //! The columns (see [`Outcome`]): *correct*: views and `read_full` as
 //! before the damage (a damaged snapshot rebuilt, damage in a frame's
 //! header that decodes the same). *Corrupt(file, offset)*: `Error::Corrupt`
 //! naming the damaged file, at or before the damage (for `app.jsonl` with a
 //! `rotation.json` left over, a changed length is reported at the file's
-//! length). *torn tail*: `app.jsonl` lost its end mid-line, the cut bytes
-//! are in `app.jsonl.torn`, as after a crash in an append. *cut at a line*:
+//! length). *Corrupt(rotation.json)*: damage to `app.jsonl` or the archive
+//! left files that no longer match an interrupted rotation's record, in a
+//! way damage to either could have caused (an emptied log beside a frame
+//! cut short), so the record is named; nothing is changed. *torn tail*:
+//! `app.jsonl` lost its end mid-line, the cut bytes are in
+//! `app.jsonl.torn`, as after a crash in an append. *cut at a line*:
 //! `app.jsonl` cut at a line boundary is a valid shorter log; whole events
 //! are gone and nothing can tell. *edited, consistent*: `app.jsonl` holds
 //! different valid events and views are the fold of what `read_full`
@@ -64,7 +68,11 @@
 //! snapshot was built from more of it); a damaged `rotation.json` cutting
 //! committed frames off the archive or being blamed on another file (the
 //! record carries a checksum; a damaged one is reported and nothing is
-//! touched).
+//! touched); an emptied `app.jsonl` beside an interrupted rotation's
+//! partial frame rolled forward and blamed on the archive, and an
+//! `app.jsonl` edited beside an interrupted rotation's frame rolled back
+//! (recovery now checks that the frame is the rotation's own before
+//! acting on it, see `archive::recover`).
 //!
 //! No damage caused a panic or an error other than `Corrupt`.
 
@@ -427,6 +435,13 @@ enum Outcome {
     /// `Error::Corrupt` naming the damaged file, at an offset no later
     /// than the damage.
     Corrupt,
+    /// `Error::Corrupt` naming `rotation.json`, at offset 0: the damage to
+    /// `app.jsonl` or the archive left files that no longer match an
+    /// interrupted rotation's record, and the same files could have come
+    /// from damage to either (an emptied active log and an archive cut
+    /// inside the rotation's frame look alike), so recovery names the
+    /// record that ties them and changes nothing.
+    CorruptRecord,
     /// `app.jsonl` lost its end mid-line: the events from the damaged
     /// line on are gone and the cut bytes are in `app.jsonl.torn`; views
     /// are the fold of what is left. The same as a crash during an append.
@@ -457,9 +472,10 @@ enum Outcome {
     Panic,
 }
 
-const OUTCOMES: [Outcome; 11] = [
+const OUTCOMES: [Outcome; 12] = [
     Outcome::Correct,
     Outcome::Corrupt,
+    Outcome::CorruptRecord,
     Outcome::TornTail,
     Outcome::CutAtLine,
     Outcome::Edited,
@@ -480,6 +496,7 @@ impl Outcome {
         match self {
             Outcome::Correct => "correct",
             Outcome::Corrupt => "Corrupt(file, offset)",
+            Outcome::CorruptRecord => "Corrupt(rotation.json)",
             Outcome::TornTail => "torn tail",
             Outcome::CutAtLine => "cut at a line",
             Outcome::Edited => "edited, consistent",
@@ -570,8 +587,14 @@ fn run_case(d: &Damage) -> Verdict {
                 ARCHIVE => offset <= t.events.iter().map(|e| line_len(e) as u64).sum(),
                 _ => offset <= damaged.len() as u64,
             };
+            let names_record = path == dir.join(INTENT)
+                && offset == 0
+                && matches!(d.file, LOG | ARCHIVE)
+                && t.image.contains_key(INTENT);
             return if path == dir.join(d.file) && plausible {
                 verdict(Outcome::Corrupt, note)
+            } else if names_record {
+                verdict(Outcome::CorruptRecord, note)
             } else {
                 verdict(Outcome::CorruptElsewhere, note)
             };
@@ -772,7 +795,8 @@ fn sweep_table_of_damage_outcomes() {
             }
         }
     }
-    print_table(&table);
+    let out = outcome_table(&table);
+    println!("\n{out}\n");
     for failure in &failures {
         println!("{failure}");
     }
@@ -787,9 +811,16 @@ fn sweep_table_of_damage_outcomes() {
             .collect::<Vec<_>>()
             .join("\n")
     );
+    // The table in this file's module docs is the one the sweep produces.
+    let documented: String = out.lines().map(|line| format!("//! {line}\n")).collect();
+    assert!(
+        include_str!("corruption.rs").contains(&documented),
+        "the sweep's table changed; update the module docs with:\n{documented}"
+    );
 }
 
-fn print_table(table: &BTreeMap<(Kind, &str), BTreeMap<Outcome, usize>>) {
+/// The table of outcomes (kind × file) as Markdown.
+fn outcome_table(table: &BTreeMap<(Kind, &str), BTreeMap<Outcome, usize>>) -> String {
     let used: Vec<Outcome> = OUTCOMES
         .into_iter()
         .filter(|o| table.values().any(|row| row.contains_key(o)))
@@ -813,7 +844,7 @@ fn print_table(table: &BTreeMap<(Kind, &str), BTreeMap<Outcome, usize>>) {
     for o in &used {
         out += &format!(" {} |", totals[o]);
     }
-    println!("\n{out}\n");
+    out
 }
 
 // ------------------------------------------------- library bugs, pinned
@@ -1007,4 +1038,91 @@ fn damaged_rotation_record_is_reported_as_itself() {
             Ok((events, _)) => assert_eq!(events, t.events, "{intent}"),
         }
     }
+}
+
+/// Found by the property test (Truncate of app.jsonl to 0 bytes in the
+/// rollback-partial directory): the active log emptied while an
+/// interrupted rotation's frame in the archive is incomplete made
+/// recovery roll the rotation forward, keeping the partial frame, and the
+/// error came later, naming the archive. Recovery now checks the frame
+/// first and names the record whose files no longer match it, changing
+/// nothing.
+#[test]
+fn emptied_log_with_a_partial_frame_is_not_rolled_forward() {
+    let t = &templates()[2];
+    assert_eq!(t.name, "rollback-partial");
+    let dir = test_dir();
+    let mut image = t.image.clone();
+    image.insert(LOG.to_owned(), Vec::new());
+    write_image(dir.path(), &image);
+    match builder_with_views(dir.path()).open() {
+        Err(Error::Corrupt { path, offset, .. }) => {
+            assert_eq!(path, dir.path().join(INTENT));
+            assert_eq!(offset, 0);
+        }
+        Err(e) => panic!("expected Corrupt naming rotation.json, got {e}"),
+        Ok(_) => panic!("an emptied log with a partial frame opened"),
+    }
+    assert_eq!(image_of(dir.path()), image, "nothing was changed");
+}
+
+/// Reliability rule 5: a rotation record with a valid checksum whose
+/// `log_len` matches the active log, but whose `archive_len` points at an
+/// earlier frame boundary (a stale or forged record), made recovery cut
+/// committed frames off the archive with no error. Recovery now checks
+/// that what it would cut is the interrupted rotation's own frame.
+#[test]
+fn forged_rotation_record_never_cuts_committed_frames() {
+    let t = &templates()[0];
+    assert_eq!(t.name, "plain");
+    let archive = &t.image[ARCHIVE];
+    let first = zstd::zstd_safe::find_frame_compressed_size(archive).unwrap();
+    for archive_len in [0, first as u64] {
+        let dir = test_dir();
+        let mut image = t.image.clone();
+        let log_len = image[LOG].len() as u64;
+        image.insert(
+            INTENT.to_owned(),
+            intent_record(archive_len, log_len).into_bytes(),
+        );
+        write_image(dir.path(), &image);
+        match builder_with_views(dir.path()).open() {
+            Err(Error::Corrupt { path, .. }) => assert!(
+                path == dir.path().join(ARCHIVE) || path == dir.path().join(LOG),
+                "{archive_len}: {}",
+                path.display()
+            ),
+            Err(e) => panic!("{archive_len}: expected Corrupt, got {e}"),
+            Ok(_) => panic!("{archive_len}: a forged record was acted on"),
+        }
+        assert_eq!(
+            image_of(dir.path()),
+            image,
+            "{archive_len}: nothing was changed"
+        );
+    }
+}
+
+/// Reliability rule 5, the other way: a forged record that makes the
+/// active log look rotated (app.jsonl empty) while the archive past its
+/// `archive_len` is committed history, not one frame of the recorded
+/// length, is refused, and nothing is changed.
+#[test]
+fn forged_roll_forward_record_is_refused() {
+    let t = &templates()[0];
+    let dir = test_dir();
+    let mut image = t.image.clone();
+    image.insert(LOG.to_owned(), Vec::new());
+    image.insert(INTENT.to_owned(), intent_record(0, 100).into_bytes());
+    write_image(dir.path(), &image);
+    match builder_with_views(dir.path()).open() {
+        Err(Error::Corrupt { path, .. }) => assert!(
+            path == dir.path().join(INTENT) || path == dir.path().join(ARCHIVE),
+            "{}",
+            path.display()
+        ),
+        Err(e) => panic!("expected Corrupt, got {e}"),
+        Ok(_) => panic!("a forged roll-forward record was acted on"),
+    }
+    assert_eq!(image_of(dir.path()), image, "nothing was changed");
 }
