@@ -111,6 +111,21 @@ pub enum Error {
         /// The limit, in bytes.
         max: u64,
     },
+    /// An event that could be written but not read back exactly as it was
+    /// given: refused, and nothing of it is written.
+    ///
+    /// eventfold stores only what every reader parses back identically.
+    /// Today that excludes `data` nested more than
+    /// [`Event::MAX_DEPTH`](crate::Event::MAX_DEPTH) arrays and objects
+    /// deep, and objects with the key `"$serde_json::private::RawValue"`,
+    /// which serde_json reserves. Applications that store client-supplied
+    /// JSON should expect this error for such input.
+    InvalidEvent {
+        /// The event's type.
+        event_type: String,
+        /// What in the event cannot be stored.
+        reason: String,
+    },
     /// An event or a view state could not be turned into JSON.
     Serialize {
         /// What was being serialized.
@@ -202,6 +217,10 @@ impl fmt::Display for Error {
             } => write!(
                 f,
                 "event of type {event_type:?} is {size} bytes of JSON, over the limit of {max}"
+            ),
+            Error::InvalidEvent { event_type, reason } => write!(
+                f,
+                "event of type {event_type:?} cannot be stored: {reason}; nothing was written"
             ),
             Error::Serialize { what, source } => {
                 write!(f, "could not serialize {what} to JSON: {source}")

@@ -44,6 +44,32 @@ pub struct Event {
 }
 
 impl Event {
+    /// How deeply arrays and objects may nest in `data`: 126.
+    ///
+    /// serde_json refuses to parse JSON nested more than 128 levels, and a
+    /// stored line adds one (the event object), so eventfold refuses to
+    /// append an event whose `data` nests deeper than this, with
+    /// [`Error::InvalidEvent`]. A scalar has depth 0, `[1]` depth 1.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::{Error, Event, EventLog};
+    /// use serde_json::json;
+    ///
+    /// let mut data = json!(1);
+    /// for _ in 0..Event::MAX_DEPTH + 1 {
+    ///     data = json!([data]);
+    /// }
+    /// # let dir = tempfile::tempdir()?;
+    /// let mut log = EventLog::open(dir.path())?;
+    /// let refused = log.append(&Event::new("deep", data));
+    /// assert!(matches!(refused, Err(Error::InvalidEvent { .. })));
+    /// assert_eq!(log.active_len(), 0);
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    pub const MAX_DEPTH: usize = 126;
+
     /// Creates an event stamped with the current time.
     ///
     /// `ts` is the current Unix time in seconds (0 if the system clock is
@@ -109,8 +135,8 @@ impl Event {
     ///
     /// # Errors
     ///
-    /// [`Error::Serialize`] if `data` cannot be written as JSON, which
-    /// cannot happen for a `serde_json::Value` built by serde_json itself;
+    /// [`Error::InvalidEvent`] if the line could not be read back exactly
+    /// (see [`MAX_DEPTH`](Self::MAX_DEPTH));
     /// [`Error::EventTooLarge`] if the line would exceed 256 MiB.
     pub fn to_json_line(&self) -> Result<String> {
         let mut buf = Vec::new();
@@ -141,8 +167,15 @@ impl Event {
         serde_json::from_str(line)
     }
 
-    /// Appends the event's line, newline included, to `buf`.
+    /// Appends the event's line, newline included, to `buf`, after
+    /// checking that it reads back exactly as it is.
     pub(crate) fn write_line(&self, buf: &mut Vec<u8>) -> Result<()> {
+        if let Err(reason) = check_readable(&self.data, 0) {
+            return Err(Error::InvalidEvent {
+                event_type: self.event_type.clone(),
+                reason,
+            });
+        }
         let start = buf.len();
         serde_json::to_writer(&mut *buf, self).map_err(|source| Error::Serialize {
             what: format!("event of type {:?}", self.event_type),
@@ -159,6 +192,48 @@ impl Event {
         }
         buf.push(b'\n');
         Ok(())
+    }
+}
+
+/// The object key that serde_json (with its `raw_value` feature, which
+/// eventfold uses) reads as a raw JSON text rather than as a key: data
+/// holding it would not read back as written.
+pub(crate) const RESERVED_KEY: &str = "$serde_json::private::RawValue";
+
+/// Checks that `value`, found `depth` levels deep in an event's data, is
+/// JSON that serde_json parses back identically. Numbers need no check: a
+/// `Value` cannot hold a non-finite float, and with serde_json's
+/// `float_roundtrip` feature every finite one reads back bit for bit.
+/// The walk stops at the first problem, so it never recurses deeper than
+/// [`Event::MAX_DEPTH`].
+fn check_readable(value: &Value, depth: usize) -> std::result::Result<(), String> {
+    let too_deep = || {
+        format!(
+            "its data nests arrays and objects more than {} deep, which serde_json \
+             cannot read back",
+            Event::MAX_DEPTH
+        )
+    };
+    match value {
+        Value::Array(items) => {
+            if depth >= Event::MAX_DEPTH {
+                return Err(too_deep());
+            }
+            items.iter().try_for_each(|c| check_readable(c, depth + 1))
+        }
+        Value::Object(map) => {
+            if map.contains_key(RESERVED_KEY) {
+                return Err(format!(
+                    "its data has an object with the key {RESERVED_KEY:?}, which serde_json \
+                     reserves and would not read back as written"
+                ));
+            }
+            if depth >= Event::MAX_DEPTH {
+                return Err(too_deep());
+            }
+            map.values().try_for_each(|c| check_readable(c, depth + 1))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -406,13 +406,16 @@ impl EventLog {
     /// then not written.
     pub fn append(&mut self, event: &Event) -> Result<u64> {
         self.check_usable()?;
-        if self.needs_rotation() {
-            self.rotate()?;
-        }
         let mut line = mem::take(&mut self.line);
         line.clear();
-        let serialized = event.write_line(&mut line);
-        let result = serialized.and_then(|()| self.write_synced(&line));
+        // The event is checked and serialized first: one that cannot be
+        // stored changes nothing, not even by rotating.
+        let result = event.write_line(&mut line).and_then(|()| {
+            if self.needs_rotation() {
+                self.rotate()?;
+            }
+            self.write_synced(&line)
+        });
         self.line = line;
         result
     }
@@ -453,19 +456,25 @@ impl EventLog {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        if self.needs_rotation() {
-            self.rotate()?;
-        }
         let mut lines = mem::take(&mut self.line);
         lines.clear();
+        // Offsets within the batch first; the whole batch is checked and
+        // serialized before anything changes, rotation included.
         let mut offsets = Vec::with_capacity(events.len());
         let serialized = events.iter().try_for_each(|event| {
-            offsets.push(self.len + lines.len() as u64);
+            offsets.push(lines.len() as u64);
             event.write_line(&mut lines)
         });
-        let result = serialized.and_then(|()| self.write_synced(&lines));
+        let result = serialized.and_then(|()| {
+            if self.needs_rotation() {
+                self.rotate()?;
+            }
+            self.write_synced(&lines)
+        });
         self.line = lines;
-        result.map(|_| offsets)
+        let start = result?;
+        offsets.iter_mut().for_each(|offset| *offset += start);
+        Ok(offsets)
     }
 
     /// Writes and syncs complete lines; poisons the log on failure.

@@ -2,12 +2,13 @@
 //! iterators over the active log and the full history.
 
 use std::borrow::Cow;
+use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Take};
 use std::path::PathBuf;
 
 use serde::Deserialize;
-use serde::de::IgnoredAny;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::error::{Error, Result};
 use crate::event::{Event, hash_hex, line_hash};
@@ -119,19 +120,20 @@ impl<R: BufRead> Lines<R> {
         Ok(Some(start))
     }
 
-    /// Checks the next line without building the event: it must be a
-    /// JSON object with a string `type`, any `data` and an integer `ts`,
-    /// exactly as [`next_event`](Self::next_event) requires, but nothing
-    /// is allocated. Returns the offset after the line, or `None` at the
-    /// end of the stream.
+    /// Checks the next line without building the event: it must be
+    /// exactly what [`next_event`](Self::next_event) accepts (a JSON
+    /// object with a string `type`, `data` that parses as a
+    /// `serde_json::Value`, and an integer `ts`), but nothing is built.
+    /// Returns the offset after the line, or `None` at the end of the
+    /// stream.
     pub(crate) fn next_valid(&mut self) -> Result<Option<u64>> {
-        /// The shape of an event, borrowed and skipped rather than built.
+        /// The shape of an event, checked rather than built.
         #[derive(Deserialize)]
         struct Shape<'a> {
             #[serde(rename = "type", borrow)]
             _event_type: Cow<'a, str>,
             #[serde(rename = "data")]
-            _data: IgnoredAny,
+            _data: ValidData,
             #[serde(rename = "ts")]
             _ts: u64,
         }
@@ -159,6 +161,101 @@ impl<R: BufRead> Lines<R> {
             }
             _ => Error::io(&self.path, e),
         }
+    }
+}
+
+/// JSON checked exactly as `serde_json::Value` parses it, without building
+/// it: the same visits (so the same UTF-8, escape, number-range and
+/// nesting-depth checks inside serde_json), nothing allocated but for the
+/// one case that serde_json itself reads differently (an object whose first
+/// key is its reserved raw-value key, whose value is parsed as JSON text).
+struct ValidData;
+
+impl<'de> Deserialize<'de> for ValidData {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        deserializer.deserialize_any(ValidData)
+    }
+}
+
+impl<'de> Visitor<'de> for ValidData {
+    type Value = ValidData;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> std::result::Result<ValidData, E> {
+        Ok(ValidData)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> std::result::Result<ValidData, E> {
+        Ok(ValidData)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> std::result::Result<ValidData, E> {
+        Ok(ValidData)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> std::result::Result<ValidData, E> {
+        Ok(ValidData)
+    }
+
+    fn visit_str<E>(self, _: &str) -> std::result::Result<ValidData, E> {
+        Ok(ValidData)
+    }
+
+    fn visit_unit<E>(self) -> std::result::Result<ValidData, E> {
+        Ok(ValidData)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<ValidData, A::Error> {
+        while seq.next_element::<ValidData>()?.is_some() {}
+        Ok(ValidData)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<ValidData, A::Error> {
+        match map.next_key::<Key>()? {
+            None => return Ok(ValidData),
+            Some(Key::Reserved) => {
+                // serde_json reads this value as the JSON text it holds.
+                let text = map.next_value::<Cow<'_, str>>()?;
+                return serde_json::from_str::<ValidData>(&text).map_err(de::Error::custom);
+            }
+            Some(Key::Plain) => {
+                map.next_value::<ValidData>()?;
+            }
+        }
+        while map.next_key::<Key>()?.is_some() {
+            map.next_value::<ValidData>()?;
+        }
+        Ok(ValidData)
+    }
+}
+
+/// An object key, checked as a string; whether it is serde_json's reserved
+/// raw-value key.
+enum Key {
+    Plain,
+    Reserved,
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = Key;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_str<E>(self, key: &str) -> std::result::Result<Key, E> {
+                Ok(if key == crate::event::RESERVED_KEY {
+                    Key::Reserved
+                } else {
+                    Key::Plain
+                })
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
     }
 }
 
