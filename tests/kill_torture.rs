@@ -13,13 +13,24 @@
 //!   equals a fresh fold of `read_full()`;
 //! - the archive decompresses frame by frame with the zstd crate alone, and
 //!   archive plus active log are exactly the history;
+//! - committed frames (the archive as recovery alone leaves it, seen on a
+//!   second copy opened without `max_log_size`) never change or disappear:
+//!   each kill's committed archive starts, byte for byte, with the
+//!   previous kill's;
+//! - the open as the child does it keeps the committed frames and adds
+//!   exactly one frame if the recovered active log is over `max_log_size`
+//!   (it rotates it), none otherwise. That frame exists only in the copy:
+//!   the next child draws its own `max_log_size` and may not rotate, so a
+//!   copy can legitimately hold one frame more than the directory later
+//!   does (the final directory is checked against its last copy);
 //! - the next round's child continues from `len`, after recovering the
 //!   directory itself.
 //!
 //! Bounded by `EVENTFOLD_TORTURE_SECS` (default 35) and optionally
 //! `EVENTFOLD_TORTURE_ROUNDS`; `EVENTFOLD_TORTURE_SEED` replays the same
 //! sequence of operations and delays (the kill moments themselves depend on
-//! timing). Run with `--nocapture` to see the summary.
+//! timing). A failure's message names the seed and the round. Run with
+//! `--nocapture` to see the summary.
 
 #![cfg(unix)]
 
@@ -27,6 +38,7 @@ mod common;
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
+use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -37,6 +49,7 @@ use common::{archive_frames, counter_reducer, random_text, sum_reducer, test_dir
 use eventfold::{Event, EventLog, EventLogBuilder};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use tempfile::TempDir;
 
 /// Set in the child's environment: the data directory to write to.
 const CHILD_DIR: &str = "EVENTFOLD_TORTURE_CHILD_DIR";
@@ -291,7 +304,9 @@ struct Stats {
     rolled_forward: u64,
     kills_in_snapshot_save: u64,
     torn_tails: u64,
-    max_frames: usize,
+    /// Kills after which the check's open rotated (an active log over
+    /// `max_log_size`), adding a frame the next child may not add.
+    opens_rotated: u64,
 }
 
 /// Notes what the kill interrupted, from the files as it left them.
@@ -344,9 +359,8 @@ fn copy_data_dir(from: &Path, to: &Path) {
 }
 
 /// Opens `dir` as the child would and checks everything the module docs
-/// list; returns the length of the history and the number of archive
-/// frames.
-fn check_dir(dir: &Path, max_log_size: u64) -> (u64, usize) {
+/// list; returns its files as that open left them.
+fn check_dir(dir: &Path, max_log_size: u64) -> Files {
     let mut log = torture_log(dir, max_log_size)
         .open()
         .unwrap_or_else(|e| panic!("open after the kill: {e}"));
@@ -401,15 +415,34 @@ fn check_dir(dir: &Path, max_log_size: u64) -> (u64, usize) {
     );
     drop(log);
 
-    // Independently of eventfold's reader: every frame decompresses with
-    // the zstd crate and holds whole lines; archive then active log is the
-    // history, line for line.
-    let archive = dir.join(ARCHIVE);
-    let frames = archive_frames(&archive);
-    let whole = fs::read(&archive).unwrap_or_default();
-    if !whole.is_empty() {
+    let files = check_files(dir);
+    assert_eq!(files.events, n, "lines in the files vs read_full");
+    files
+}
+
+/// The files of a data directory, checked without eventfold.
+#[derive(Debug, Default)]
+struct Files {
+    /// Lines of the archive and the active log: events of the history.
+    events: u64,
+    /// The archive's bytes.
+    archive: Vec<u8>,
+    /// The archive's zstd frames.
+    frames: usize,
+    /// Length of `app.jsonl`.
+    active_len: u64,
+}
+
+/// Independently of eventfold's reader: every frame decompresses with the
+/// zstd crate and holds whole lines; archive then active log is the
+/// history `0..`, line for line.
+fn check_files(dir: &Path) -> Files {
+    let archive_path = dir.join(ARCHIVE);
+    let frames = archive_frames(&archive_path);
+    let archive = fs::read(&archive_path).unwrap_or_default();
+    if !archive.is_empty() {
         assert_eq!(
-            zstd::decode_all(&whole[..])
+            zstd::decode_all(&archive[..])
                 .expect("zstd::decode_all")
                 .len(),
             frames.iter().map(Vec::len).sum::<usize>()
@@ -433,8 +466,95 @@ fn check_dir(dir: &Path, max_log_size: u64) -> (u64, usize) {
             line_no += 1;
         }
     }
-    assert_eq!(line_no, n, "lines in the files vs read_full");
-    (n, frames.len())
+    Files {
+        events: line_no,
+        archive,
+        frames: frames.len(),
+        active_len: active.len() as u64,
+    }
+}
+
+/// Opens `dir` without `max_log_size`, so that recovery alone acts on it
+/// (no rotation adds a frame), and returns its files: the archive then
+/// holds exactly the committed frames, those whose events are in the
+/// history, which every later round must keep.
+fn recovered_files(dir: &Path) -> Files {
+    let log = torture_log(dir, 0)
+        .open()
+        .unwrap_or_else(|e| panic!("open without rotation after the kill: {e}"));
+    drop(log);
+    check_files(dir)
+}
+
+/// What opening a kill state as the child does (with `max_log_size`) did
+/// to the archive, `opened` against `recovered` (the same kill state after
+/// recovery alone): it kept the committed frames, in order, and added one
+/// frame, the recovered active log, if that is over `max_log_size` (the
+/// open rotates it), none otherwise. That extra frame exists only where
+/// this open ran: the next child, with its own `max_log_size`, may not
+/// rotate, so a later kill can leave fewer frames than this open did.
+/// Returns whether the open rotated.
+fn check_open_frames(opened: &Files, recovered: &Files, max_log_size: u64) -> bool {
+    let rotates = recovered.active_len > max_log_size;
+    let expected = recovered.frames + usize::from(rotates);
+    assert!(
+        opened.frames == expected && opened.archive.starts_with(&recovered.archive),
+        "after the open with max_log_size {max_log_size}, the archive must hold the {} \
+         committed frames ({} bytes) in order, plus {} (the recovered active log is {} bytes): \
+         it holds {} frames ({} bytes){}",
+        recovered.frames,
+        recovered.archive.len(),
+        if rotates {
+            "the frame of the open's rotation"
+        } else {
+            "nothing"
+        },
+        recovered.active_len,
+        opened.frames,
+        opened.archive.len(),
+        if opened.archive.starts_with(&recovered.archive) {
+            ""
+        } else {
+            ", which do not start with the committed ones"
+        }
+    );
+    rotates
+}
+
+/// Committed frames never change or disappear: the archive as recovery
+/// leaves it after this kill starts, byte for byte, with the one after the
+/// previous kill.
+fn check_committed_kept(previous: &Files, recovered: &Files) {
+    assert!(
+        recovered.archive.starts_with(&previous.archive),
+        "committed frames disappeared or changed: the previous kill left {} committed frames \
+         ({} bytes); this one leaves {} frames ({} bytes), which must start with them",
+        previous.frames,
+        previous.archive.len(),
+        recovered.frames,
+        recovered.archive.len()
+    );
+}
+
+/// Runs `step`; if it panics, panics again with `context` (the seed and
+/// the round, to replay it) in front of the message, keeping `root` on
+/// disk as evidence.
+fn in_context<T>(context: &str, root: &mut TempDir, step: impl FnOnce() -> T) -> T {
+    match panic::catch_unwind(AssertUnwindSafe(step)) {
+        Ok(value) => value,
+        Err(payload) => {
+            root.disable_cleanup(true);
+            let message = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("a panic without a message");
+            panic!(
+                "{context}: {message}\n(directory kept at {})",
+                root.path().display()
+            );
+        }
+    }
 }
 
 /// Reads the environment's bound on the run.
@@ -541,13 +661,15 @@ fn kill_torture() {
         "kill torture: seed {seed} (replay with EVENTFOLD_TORTURE_SEED={seed}), budget {}s",
         time_budget.as_secs()
     );
-    let root = test_dir();
+    let mut root = test_dir();
     let data = root.path().join("data");
     let copy = root.path().join("copy");
     let stderr_path: PathBuf = root.path().join("child.stderr");
     let mut rng = Rng(seed);
     let mut stats = Stats::default();
     let mut history = 0u64;
+    // The files as recovery alone left them after the last kill.
+    let mut committed = Files::default();
     let mut max_log = 4096;
     let began = Instant::now();
 
@@ -557,62 +679,75 @@ fn kill_torture() {
         let delay = kill_delay(&mut rng);
         max_log = [2048, 3072, 4096, 8192][rng.range(0, 4) as usize];
         let context = format!(
-            "round {round} (seed {seed}, child seed {child_seed}, delay {delay:?}, \
-             max_log_size {max_log}, history {history}, data {})",
-            data.display()
+            "round {round} (seed {seed}, replay with EVENTFOLD_TORTURE_SEED={seed}; \
+             child seed {child_seed}, delay {delay:?}, max_log_size {max_log}, history {history})"
         );
-        let lines = run_and_kill(&data, &stderr_path, history, child_seed, max_log, delay);
-        let transcript = parse_transcript(&lines, history);
-        observe_crash_state(&data, &mut stats);
-        copy_data_dir(&data, &copy);
+        let len = in_context(&context, &mut root, || {
+            let lines = run_and_kill(&data, &stderr_path, history, child_seed, max_log, delay);
+            let transcript = parse_transcript(&lines, history);
+            observe_crash_state(&data, &mut stats);
 
-        let checked = std::panic::catch_unwind(|| check_dir(&copy, max_log));
-        let (len, frames) = match checked {
-            Ok(result) => result,
-            Err(payload) => {
-                let kept = root.path().to_path_buf();
-                std::mem::forget(root); // keep the evidence
-                std::panic::resume_unwind(Box::new(format!(
-                    "{context}: {}\n(directory kept at {})",
-                    payload
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_default(),
-                    kept.display()
-                )));
-            }
-        };
-        let lost = transcript.acked_end.saturating_sub(len);
-        assert_eq!(
-            lost, 0,
-            "{context}: acknowledged events lost: {len} < {}",
-            transcript.acked_end
-        );
-        assert!(
-            len <= transcript.tried_end,
-            "{context}: events {}..{len} appeared but were never started",
-            transcript.tried_end
-        );
-        let in_flight = transcript.tried_end - transcript.acked_end;
-        stats.in_flight_kept += len - transcript.acked_end;
-        stats.in_flight_dropped += in_flight - (len - transcript.acked_end);
-        stats.acked += transcript.acked;
-        stats.kills_during_open += u64::from(!transcript.ready);
-        stats.max_frames = stats.max_frames.max(frames);
+            // The kill state opened as the child would, then once more
+            // with recovery alone, to tell committed frames from one the
+            // check's own open may add.
+            copy_data_dir(&data, &copy);
+            let opened = check_dir(&copy, max_log);
+            copy_data_dir(&data, &copy);
+            let recovered = recovered_files(&copy);
+            assert_eq!(
+                recovered.events, opened.events,
+                "events after recovery alone vs after the open with max_log_size"
+            );
+            check_committed_kept(&committed, &recovered);
+            stats.opens_rotated += u64::from(check_open_frames(&opened, &recovered, max_log));
+            committed = recovered;
+
+            let len = opened.events;
+            let lost = transcript.acked_end.saturating_sub(len);
+            assert_eq!(
+                lost, 0,
+                "acknowledged events lost: {len} < {}",
+                transcript.acked_end
+            );
+            assert!(
+                len <= transcript.tried_end,
+                "events {}..{len} appeared but were never started",
+                transcript.tried_end
+            );
+            let in_flight = transcript.tried_end - transcript.acked_end;
+            stats.in_flight_kept += len - transcript.acked_end;
+            stats.in_flight_dropped += in_flight - (len - transcript.acked_end);
+            stats.acked += transcript.acked;
+            stats.kills_during_open += u64::from(!transcript.ready);
+            len
+        });
         stats.rounds += 1;
         history = len;
     }
 
-    // The real directory, recovered in place by a last open.
-    let (len, frames) = check_dir(&data, max_log);
-    assert_eq!(len, history, "the directory and its last copy disagree");
+    // The real directory, recovered in place by a last open: it must end
+    // as its last copy did.
+    let context = format!(
+        "the final check after {} rounds (seed {seed}, replay with EVENTFOLD_TORTURE_SEED={seed}; \
+         max_log_size {max_log}, history {history})",
+        stats.rounds
+    );
+    let files = in_context(&context, &mut root, || {
+        let files = check_dir(&data, max_log);
+        assert_eq!(
+            files.events, history,
+            "the directory and its last copy disagree"
+        );
+        check_open_frames(&files, &committed, max_log);
+        files
+    });
+    let (len, frames) = (files.events, files.frames);
     let s = &stats;
     println!(
         "kill torture summary: seed={seed} secs={} rounds={} kills_during_open={} events_acked={} \
          history={len} in_flight_kept={} in_flight_dropped={} rotations(frames)={frames} \
          kills_in_rotation={} (rolled_back={} rolled_forward={}) kills_in_snapshot_save={} \
-         torn_tails={} events_lost=0",
+         torn_tails={} opens_rotated={} events_lost=0",
         began.elapsed().as_secs(),
         s.rounds,
         s.kills_during_open,
@@ -624,7 +759,7 @@ fn kill_torture() {
         s.rolled_forward,
         s.kills_in_snapshot_save,
         s.torn_tails,
+        s.opens_rotated,
     );
-    assert!(frames >= stats.max_frames, "archive frames disappeared");
-    assert!(stats.rounds > 0, "no round ran");
+    assert!(stats.rounds > 0, "no round ran (seed {seed})");
 }
