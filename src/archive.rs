@@ -164,7 +164,8 @@ impl EventLog {
     /// or another program changed the file: these leave the files as they
     /// were. An [`Error::Io`] once the archive is being
     /// written leaves the rotation half done on disk: the log is then
-    /// [poisoned](Error::Poisoned) and the next open completes or undoes it.
+    /// [poisoned](Error::Poisoned) and [`recover`](EventLog::recover) or the
+    /// next open completes or undoes it.
     pub fn rotate(&mut self) -> Result<()> {
         self.check_usable()?;
         if self.len == 0 {
@@ -177,14 +178,7 @@ impl EventLog {
         snapshot::prune_before_rotation(&self.views_dir, self.len, &last_hash, self.archive_len)?;
         let result = self.move_to_archive();
         if let Err(e) = &result {
-            let failed = match e {
-                Error::Io {
-                    path: Some(path), ..
-                }
-                | Error::Corrupt { path, .. } => path.clone(),
-                _ => self.log_path.clone(),
-            };
-            self.poisoned = Some(failed);
+            self.poison(e);
         }
         result
     }

@@ -60,7 +60,9 @@ pub enum Error {
         path: PathBuf,
     },
     /// An earlier write or sync failed, so the log no longer knows what is
-    /// on disk; it refuses to write until it is reopened.
+    /// on disk; it refuses to write until
+    /// [`EventLog::recover`](crate::EventLog::recover) succeeds or it is
+    /// reopened. Reading and refreshing views still work.
     Poisoned {
         /// The file whose write or sync failed.
         path: PathBuf,
@@ -187,7 +189,8 @@ impl fmt::Display for Error {
             ),
             Error::Poisoned { path } => write!(
                 f,
-                "an earlier write or sync of {} failed; reopen the event log to recover",
+                "an earlier write or sync of {} failed, so the log refuses to write; once the \
+                 fault is gone, call EventLog::recover (or reopen the log)",
                 path.display()
             ),
             Error::UnknownView { name } => write!(f, "no view named {name:?} is registered"),

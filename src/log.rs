@@ -237,9 +237,12 @@ impl EventLogBuilder {
     /// the newline instead), and syncs `app.jsonl`; loads every registered view's snapshot (checked
     /// against the log, no event is read). Finally, if the active log is
     /// larger than [`max_log_size`](Self::max_log_size), it is rotated; if
-    /// that rotation fails, the error is logged as a warning (through the
-    /// `log` crate) and the log opens anyway, so that it can still be read;
-    /// the next append tries again.
+    /// that rotation fails (a full disk, say), it is undone in place (see
+    /// [`EventLog::recover`]), the error is logged as a warning (through
+    /// the `log` crate) and the log opens anyway, usable: it can be read,
+    /// and the next append tries the rotation again. Should even undoing
+    /// it fail, the log opens [poisoned](Error::Poisoned): it can be read,
+    /// and writes wait for a successful `recover`.
     ///
     /// # Examples
     ///
@@ -306,7 +309,7 @@ impl EventLogBuilder {
         }
         log.views = views;
         if log.needs_rotation()
-            && let Err(e) = log.rotate()
+            && let Err(e) = log.auto_rotate()
         {
             ::log::warn!(
                 "eventfold: automatic rotation of {} on open failed, will retry on the next append: {e}",
@@ -396,14 +399,17 @@ impl EventLog {
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] if the write or the sync fails: eventfold then cuts
-    /// the file back to its acknowledged length, so the event is not in the
-    /// log (should that cut fail too, a reopen removes a partial line, but
-    /// a complete one could remain), and the log is
-    /// [poisoned](Error::Poisoned): every later write fails until the log is
-    /// reopened. [`Error::Poisoned`] after such a failure. Errors of
+    /// [`Error::InvalidEvent`] for an event that could not be read back
+    /// exactly; nothing is written. [`Error::Io`] if the write or the sync
+    /// fails: eventfold then cuts the file back to its acknowledged length,
+    /// so the event is not in the log (should that cut fail too,
+    /// [`recover`](Self::recover) or a reopen cuts it), and the log is
+    /// [poisoned](Error::Poisoned): every later write fails until
+    /// [`recover`](Self::recover) succeeds or the log is reopened.
+    /// [`Error::Poisoned`] after such a failure. Errors of
     /// [`rotate`](EventLog::rotate) when auto-rotation runs; the event is
-    /// then not written.
+    /// then not written, and the rotation is undone in place so that the
+    /// next append tries again.
     pub fn append(&mut self, event: &Event) -> Result<u64> {
         self.check_usable()?;
         let mut line = mem::take(&mut self.line);
@@ -411,9 +417,7 @@ impl EventLog {
         // The event is checked and serialized first: one that cannot be
         // stored changes nothing, not even by rotating.
         let result = event.write_line(&mut line).and_then(|()| {
-            if self.needs_rotation() {
-                self.rotate()?;
-            }
+            self.auto_rotate()?;
             self.write_synced(&line)
         });
         self.line = line;
@@ -466,9 +470,7 @@ impl EventLog {
             event.write_line(&mut lines)
         });
         let result = serialized.and_then(|()| {
-            if self.needs_rotation() {
-                self.rotate()?;
-            }
+            self.auto_rotate()?;
             self.write_synced(&lines)
         });
         self.line = lines;
@@ -616,12 +618,16 @@ impl EventLog {
     /// # Ok::<(), eventfold::Error>(())
     /// ```
     ///
+    /// Refreshing works on a [poisoned](Error::Poisoned) log too: views
+    /// fold every acknowledged event, so an application keeps reading
+    /// while its disk refuses writes (snapshots are saved again once the
+    /// log is [recovered](Self::recover)).
+    ///
     /// # Errors
     ///
     /// The first error of [`View::refresh`]; the views refreshed before it
     /// keep their new state.
     pub fn refresh_all(&mut self) -> Result<()> {
-        self.check_usable()?;
         self.with_views(|views, log| views.iter_mut().try_for_each(|v| v.refresh(log)))
     }
 
@@ -792,6 +798,128 @@ impl EventLog {
     /// ```
     pub fn active_len(&self) -> u64 {
         self.len
+    }
+
+    /// Whether an earlier write or sync failed, so that the log refuses
+    /// to write (appends, rotations, snapshot saves) until
+    /// [`recover`](Self::recover) succeeds or the log is reopened.
+    /// Reading and refreshing views still work.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::EventLog;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(dir.path())?;
+    /// assert!(!log.is_poisoned());
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.is_some()
+    }
+
+    /// Recovers from a failed write in place, without dropping the log:
+    /// runs again what [`open`](EventLogBuilder::open) does to the files
+    /// and, if that succeeds, clears the [poison](Error::Poisoned).
+    ///
+    /// Call it once the fault is gone (space freed, the disk back). In
+    /// order: temporary files are swept; bytes after the acknowledged end
+    /// of `app.jsonl` (what a failed append may have left, when cutting
+    /// them off failed too) are cut and kept in `app.jsonl.torn`; an
+    /// interrupted rotation is completed or undone, exactly as on open;
+    /// `app.jsonl` is synced and reopened. Nothing acknowledged is lost,
+    /// and what a failed call wrote is not in the log. Views keep showing
+    /// their states and reload from their snapshots on their next refresh.
+    ///
+    /// A log that is not poisoned can be recovered too; that only checks
+    /// the files again.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::{Event, EventLog};
+    /// use serde_json::json;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let mut log = EventLog::open(dir.path())?;
+    /// log.append(&Event::new("a", json!(1)))?;
+    /// // ... an append fails on a full disk, then space is freed:
+    /// if log.is_poisoned() {
+    ///     log.recover()?;
+    /// }
+    /// log.append(&Event::new("b", json!(2)))?;
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The errors of [`open`](EventLogBuilder::open) (an [`Error::Io`]
+    /// while the fault lasts, [`Error::Corrupt`] for files that recovery
+    /// cannot trust); the log then stays poisoned, and `recover` can be
+    /// called again.
+    pub fn recover(&mut self) -> Result<()> {
+        let result = self.recover_files();
+        match &result {
+            Ok(()) => self.poisoned = None,
+            Err(e) => {
+                if self.poisoned.is_none() {
+                    self.poison(e);
+                }
+            }
+        }
+        result
+    }
+
+    /// The file work of [`recover`](Self::recover).
+    fn recover_files(&mut self) -> Result<()> {
+        durable::sweep_tmp(&self.views_dir, SNAPSHOT_SUFFIX)?;
+        durable::sweep_tmp(&self.dir, archive::INTENT_FILE)?;
+        if !self.dir.join(archive::INTENT_FILE).exists() {
+            // No rotation was under way: anything past the acknowledged
+            // length was written by a call that failed.
+            cut_unacknowledged(&self.log_path, self.len, &self.dir.join(TORN_FILE))?;
+        }
+        let file = durable::open_append(&self.log_path)?;
+        archive::recover(&self.dir, &self.log_path, &self.views_dir)?;
+        let len = repair_tail(&file, &self.log_path, &self.dir.join(TORN_FILE))?;
+        self.archive_len = archive::file_len(&self.archive_path)?;
+        self.file = file;
+        self.len = len;
+        self.checked_len = 0;
+        // Views hold positions in the files as they were: a new identity
+        // makes each reload its (checked) snapshot on its next refresh,
+        // showing its present state until then.
+        self.id = NEXT_LOG_ID.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The automatic rotation before an append, if the active log is over
+    /// [`max_log_size`](EventLogBuilder::max_log_size). If it fails, the
+    /// files are recovered in place at once (the rotation rolled back or
+    /// forward), so that a passing fault costs this append and not the
+    /// log: the error is returned either way, and the next append tries
+    /// the rotation again.
+    fn auto_rotate(&mut self) -> Result<()> {
+        if !self.needs_rotation() {
+            return Ok(());
+        }
+        let rotated = self.rotate();
+        if rotated.is_err()
+            && self.is_poisoned()
+            && let Err(e) = self.recover()
+        {
+            ::log::warn!(
+                "eventfold: recovering {} after a failed rotation failed too: {e}",
+                self.dir.display()
+            );
+        }
+        rotated
+    }
+
+    /// Marks the log poisoned by the failure `e`.
+    pub(crate) fn poison(&mut self, e: &Error) {
+        self.poisoned = Some(failed_path(e, &self.log_path));
     }
 
     /// Fails with [`Error::Poisoned`] after an earlier write failure.
@@ -1015,4 +1143,56 @@ fn repair_tail(file: &File, log_path: &Path, torn_path: &Path) -> Result<u64> {
         torn_path.display()
     );
     Ok(keep)
+}
+
+/// The file named by a failure, for the poison record.
+fn failed_path(e: &Error, default: &Path) -> PathBuf {
+    match e {
+        Error::Io {
+            path: Some(path), ..
+        }
+        | Error::Corrupt { path, .. } => path.clone(),
+        _ => default.to_path_buf(),
+    }
+}
+
+/// Cuts `app.jsonl` back to its acknowledged length `len`, keeping what
+/// is cut in `torn_path`: the bytes of a failed append that could not be
+/// taken back when it failed. A file shorter than `len` lost acknowledged
+/// events, which is reported, never hidden.
+fn cut_unacknowledged(log_path: &Path, len: u64, torn_path: &Path) -> Result<()> {
+    let actual = std::fs::metadata(log_path).at(log_path)?.len();
+    if actual < len {
+        return Err(Error::corrupt(
+            log_path,
+            actual,
+            format!(
+                "the file ends here, but {len} bytes of it were acknowledged: another \
+                 program cut it (restore it from a backup)"
+            ),
+        ));
+    }
+    if actual == len {
+        return Ok(());
+    }
+    let mut source = File::open(log_path).at(log_path)?;
+    source.seek(io::SeekFrom::Start(len)).at(log_path)?;
+    let mut side = durable::open_append(torn_path)?;
+    io::copy(&mut (&mut source).take(actual - len), &mut side).at(torn_path)?;
+    side.write_all(b"\n").at(torn_path)?;
+    side.sync_data().at(torn_path)?;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(log_path)
+        .at(log_path)?;
+    file.set_len(len).at(log_path)?;
+    file.sync_all().at(log_path)?;
+    ::log::warn!(
+        "eventfold: cut {} bytes that a failed write left after the acknowledged end of {} \
+         (offset {len}); they are kept in {}",
+        actual - len,
+        log_path.display(),
+        torn_path.display()
+    );
+    Ok(())
 }

@@ -4,6 +4,7 @@
 use std::any::Any;
 use std::io;
 use std::mem;
+use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -204,11 +205,24 @@ where
     /// # Errors
     ///
     /// [`Error::Corrupt`] if a line of the log or the archive is not a valid
-    /// event (the view keeps its previous state), [`Error::Poisoned`] if the
-    /// log failed an earlier write, [`Error::Io`] if a file cannot be read
-    /// or the snapshot cannot be saved.
+    /// event (the view keeps its previous state), [`Error::Io`] if a file
+    /// cannot be read.
+    ///
+    /// A snapshot that cannot be saved (a full disk, say) is not an error
+    /// of the refresh: the state is up to date in memory, the failure is
+    /// logged as a warning (through the `log` crate), and a later refresh
+    /// or [`save`](View::save) tries again. After a failed write the log is
+    /// [poisoned](Error::Poisoned): a refresh still folds every
+    /// acknowledged event, but saves nothing until the log is
+    /// [recovered](EventLog::recover).
+    ///
+    /// # Panics
+    ///
+    /// If the reducer panics, the panic goes on to the caller, and the view
+    /// keeps the state it had after the last event before the one the
+    /// reducer failed on (folded again from its snapshot); the next refresh
+    /// starts from that event again.
     pub fn refresh(&mut self, log: &EventLog) -> Result<&S> {
-        log.check_usable()?;
         let current = match self.status {
             Status::Current { log: id, .. } if id != log.id => {
                 // Another log (or the same directory reopened): the
@@ -264,8 +278,11 @@ where
     /// cannot be deleted. After an error the view keeps its previous state
     /// and replays the full history on its next refresh.
     pub fn rebuild(&mut self, log: &EventLog) -> Result<&S> {
-        log.check_usable()?;
-        Snapshot::<S>::delete(&self.snapshot_path)?;
+        // A poisoned log writes nothing: the old snapshot stays until the
+        // rebuilt state can be saved over it.
+        if !log.is_poisoned() {
+            Snapshot::<S>::delete(&self.snapshot_path)?;
+        }
         // The replay starts from the default state; until it succeeds the
         // view keeps showing its previous state.
         self.status = Status::Stale;
@@ -343,15 +360,26 @@ where
         // the view is marked for a full replay.
         self.status = Status::Stale;
         let mut last_hash = None;
-        let result = loop {
-            match lines.next_event() {
-                Ok(Some(line)) => {
-                    self.state = (self.reducer)(mem::take(&mut self.state), &line.event);
-                    self.offset = line.end;
-                    last_hash = Some(line.hash);
+        let folded = panic::catch_unwind(AssertUnwindSafe(|| {
+            loop {
+                match lines.next_event() {
+                    Ok(Some(line)) => {
+                        self.state = (self.reducer)(mem::take(&mut self.state), &line.event);
+                        self.offset = line.end;
+                        last_hash = Some(line.hash);
+                    }
+                    Ok(None) => break Ok(()),
+                    Err(e) => break Err(e),
                 }
-                Ok(None) => break Ok(()),
-                Err(e) => break Err(e),
+            }
+        }));
+        let result = match folded {
+            Ok(result) => result,
+            Err(payload) => {
+                // The state went into the reducer and was lost with the
+                // panic: fold it again up to the event that failed.
+                self.restore(log, self.offset);
+                panic::resume_unwind(payload);
             }
         };
         self.status = current;
@@ -359,15 +387,87 @@ where
             self.hash = hash_hex(hash);
         }
         if last_hash.is_some() && self.save_due() {
-            let saved = self.write_snapshot(log);
-            if let (Err(corrupt), Err(save)) = (&result, &saved) {
-                // Report the damage in the log; the snapshot is a cache.
-                ::log::warn!("eventfold: after {corrupt}, saving the snapshot failed too: {save}");
-                return result;
-            }
-            saved?;
+            self.save_quietly(log);
         }
         result
+    }
+
+    /// After a reducer panicked at the event starting at `until`: makes the
+    /// state the fold of every event before it again, from the snapshot
+    /// if it is usable, else from the start of the history. If that fails
+    /// too, the view is left for a full replay on its next refresh.
+    fn restore(&mut self, log: &EventLog, until: u64) {
+        let hash = self.hash.clone();
+        let start = ViewSnapshot::<S>::load(&self.snapshot_path)
+            .ok()
+            .flatten()
+            .map(|(snap, _)| snap)
+            .filter(|snap| {
+                snap.offset <= until
+                    && snap.archive_len.is_none_or(|a| a == log.archive_len())
+                    && matches!(log.check_position(snap.offset, &snap.hash), Ok(None))
+            });
+        let restored = panic::catch_unwind(AssertUnwindSafe(|| -> Result<(S, u64, String)> {
+            let (mut state, mut offset, mut hash) = match start {
+                Some(snap) => (snap.state, snap.offset, snap.hash),
+                None => {
+                    let mut state = S::default();
+                    if let Some(mut lines) = log.archive_lines()? {
+                        while let Some(line) = lines.next_event()? {
+                            state = (self.reducer)(state, &line.event);
+                        }
+                    }
+                    (state, 0, String::new())
+                }
+            };
+            let mut lines = log.active_lines(offset)?;
+            while offset < until {
+                let Some(line) = lines.next_event()? else {
+                    break;
+                };
+                state = (self.reducer)(state, &line.event);
+                offset = line.end;
+                hash = hash_hex(line.hash);
+            }
+            Ok((state, offset, hash))
+        }));
+        match restored {
+            Ok(Ok((state, offset, restored_hash))) if offset == until => {
+                self.state = state;
+                self.offset = offset;
+                self.hash = if offset == 0 {
+                    String::new()
+                } else {
+                    restored_hash
+                };
+                self.status = Status::Current {
+                    log: log.id,
+                    archive_len: log.archive_len(),
+                };
+                if self.saved_offset.is_some_and(|saved| saved > offset) {
+                    self.saved_offset = None;
+                }
+            }
+            _ => {
+                self.hash = hash;
+                self.status = Status::Stale;
+            }
+        }
+    }
+
+    /// Saves the snapshot as part of a refresh, unless the log is
+    /// poisoned; a failure is a warning, since the snapshot is a cache and
+    /// the state in memory is right.
+    fn save_quietly(&mut self, log: &EventLog) {
+        if log.is_poisoned() {
+            return;
+        }
+        if let Err(e) = self.write_snapshot(log) {
+            ::log::warn!(
+                "eventfold: view {:?}: could not save its snapshot, will try again later: {e}",
+                self.name
+            );
+        }
     }
 
     /// Replays the archive and the whole active log from the default state,
@@ -394,7 +494,8 @@ where
             log: log.id,
             archive_len: log.archive_len(),
         };
-        self.write_snapshot(log)
+        self.save_quietly(log);
+        Ok(())
     }
 
     /// Whether the log bytes folded since the snapshot on disk reach the
@@ -434,8 +535,10 @@ where
     /// # Errors
     ///
     /// [`Error::Io`] or [`Error::Serialize`] if the snapshot cannot be
-    /// written; the old one is then untouched.
+    /// written; the old one is then untouched. [`Error::Poisoned`] after a
+    /// failed write of the log, until it is [recovered](EventLog::recover).
     pub fn save(&mut self, log: &EventLog) -> Result<()> {
+        log.check_usable()?;
         let current = matches!(self.status, Status::Current { log: id, .. } if id == log.id);
         if current && self.saved_offset != Some(self.offset) {
             self.write_snapshot(log)?;
