@@ -1,19 +1,30 @@
 //! Durable file-system steps: directory syncs, directory creation, atomic
-//! whole-file replacement.
+//! whole-file replacement; and the guarded opening of the files eventfold
+//! reads and writes.
 //!
 //! A file's data is durable after `fsync` on the file; its *name* is durable
 //! only after `fsync` on the directory that holds it. Every creation, rename
 //! and removal that matters goes through here.
+//!
+//! Files planted in the data directory must not hang or exhaust eventfold:
+//! whole-file reads ([`read_regular`]) open only regular files, without
+//! blocking on a FIFO, and read at most a limit; appends ([`open_append`])
+//! refuse anything but a regular file.
 
 use std::ffi::OsString;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::fs::{self, File, Metadata, OpenOptions};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::error::{IoContext, Result};
+use crate::error::{Error, IoContext, Result};
 
 /// Suffix of a temporary file being written before it is renamed into place.
 pub(crate) const TMP_SUFFIX: &str = ".tmp";
+
+/// The largest small record file that is read, in bytes: 4 KiB. The
+/// rotation record, `rotation.json`, is under 100 bytes; a larger file is
+/// not one eventfold wrote.
+pub(crate) const MAX_RECORD: u64 = 4096;
 
 /// Syncs a directory, making the names created, renamed or removed in it durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
@@ -49,23 +60,158 @@ pub(crate) fn create_dir_all(dir: &Path) -> Result<bool> {
     }
 }
 
-/// Opens `path` for reading and appending, creating it if missing; a newly
-/// created file is made durable by syncing its directory.
-pub(crate) fn open_append(path: &Path) -> Result<File> {
-    match OpenOptions::new().read(true).append(true).open(path) {
-        Ok(f) => Ok(f),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let f = OpenOptions::new()
-                .read(true)
-                .append(true)
-                .create(true)
-                .open(path)
-                .at(path)?;
-            sync_dir(parent_of(path))?;
-            Ok(f)
+/// What a file that is not a regular one is, for messages.
+fn kind_of(metadata: &Metadata) -> &'static str {
+    let kind = metadata.file_type();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return "a FIFO (named pipe)";
         }
-        Err(e) => Err(e).at(path),
+        if kind.is_char_device() || kind.is_block_device() {
+            return "a device";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
     }
+    if kind.is_dir() {
+        "a directory"
+    } else if kind.is_symlink() {
+        "a symbolic link"
+    } else {
+        "a special file"
+    }
+}
+
+/// Fails unless `metadata` is that of a regular file: an I/O error of
+/// kind `InvalidInput` naming `path`.
+fn check_regular(path: &Path, metadata: &Metadata) -> Result<()> {
+    if metadata.is_file() {
+        return Ok(());
+    }
+    let message = format!(
+        "not a regular file but {}: eventfold reads and writes only regular files \
+         here (move it away)",
+        kind_of(metadata)
+    );
+    Err(Error::io(
+        path,
+        io::Error::new(io::ErrorKind::InvalidInput, message),
+    ))
+}
+
+/// Reads the whole file at `path`, `Ok(None)` if there is none, without
+/// ever blocking on a FIFO or reading more than `max` bytes.
+///
+/// Only a regular file is read (a link to one is followed). It is checked
+/// by name before it is opened, so that no device is ever opened, and
+/// again on the opened handle; the open does not wait for a FIFO's writer.
+///
+/// # Errors
+///
+/// [`Error::Corrupt`] naming the file if it is not a regular file (a FIFO,
+/// a device, a directory, a link to one of those) or is larger than `max`
+/// bytes: nothing of it is read. [`Error::Io`] if it cannot be read.
+pub(crate) fn read_regular(path: &Path, max: u64) -> Result<Option<Vec<u8>>> {
+    let not_found = |e: &io::Error| e.kind() == io::ErrorKind::NotFound;
+    match fs::metadata(path) {
+        Ok(metadata) => refuse_unreadable(path, &metadata, max)?,
+        Err(e) if not_found(&e) => return Ok(None),
+        Err(e) => return Err(Error::io(path, e)),
+    }
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = match options.open(path) {
+        Ok(file) => file,
+        Err(e) if not_found(&e) => return Ok(None),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    // The name may have been given to another file in between.
+    let metadata = file.metadata().at(path)?;
+    refuse_unreadable(path, &metadata, max)?;
+    let mut bytes = Vec::new();
+    bytes
+        .try_reserve_exact(metadata.len() as usize + 1)
+        .map_err(|_| Error::io(path, io::ErrorKind::OutOfMemory.into()))?;
+    file.take(max + 1).read_to_end(&mut bytes).at(path)?;
+    if bytes.len() as u64 > max {
+        return Err(too_large(path, max, None));
+    }
+    Ok(Some(bytes))
+}
+
+/// The checks of [`read_regular`] on a file's metadata.
+fn refuse_unreadable(path: &Path, metadata: &Metadata, max: u64) -> Result<()> {
+    if !metadata.is_file() {
+        let detail = format!(
+            "this is {}, not a regular file: eventfold did not read it (it writes only \
+             regular files here, so another program put it there)",
+            kind_of(metadata)
+        );
+        return Err(Error::corrupt(path, 0, detail));
+    }
+    if metadata.len() > max {
+        return Err(too_large(path, max, Some(metadata.len())));
+    }
+    Ok(())
+}
+
+/// The error of [`read_regular`] for a file over its limit of `max`
+/// bytes: `len` long, or `None` if it grew past the limit while read.
+fn too_large(path: &Path, max: u64, len: Option<u64>) -> Error {
+    let size = match len {
+        Some(len) => format!("is {len} bytes"),
+        None => "grew while it was read".to_owned(),
+    };
+    Error::corrupt(
+        path,
+        max,
+        format!(
+            "the file {size}, over the limit of {max} bytes for this file: eventfold did \
+             not read it (it never writes one that large, so another program changed it)"
+        ),
+    )
+}
+
+/// Opens `path` for reading and appending, creating it if missing; a newly
+/// created file is made durable by syncing its directory. A symbolic link
+/// at `path` is followed.
+///
+/// # Errors
+///
+/// [`Error::Io`] naming `path` if it is not a regular file (checked before
+/// it is opened, so that no FIFO or device is opened, and again on the
+/// opened handle), or cannot be opened or created.
+pub(crate) fn open_append(path: &Path) -> Result<File> {
+    open_append_with(path, &mut OpenOptions::new())
+}
+
+/// [`open_append`] with extra `options` (open flags).
+fn open_append_with(path: &Path, options: &mut OpenOptions) -> Result<File> {
+    match fs::metadata(path) {
+        Ok(metadata) => check_regular(path, &metadata)?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(path, e)),
+    }
+    options.read(true).append(true);
+    let file = match options.open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let file = options.create(true).open(path).at(path)?;
+            sync_dir(parent_of(path))?;
+            file
+        }
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    check_regular(path, &file.metadata().at(path)?)?;
+    Ok(file)
 }
 
 /// The temporary name used while `path` is being replaced.

@@ -227,19 +227,21 @@ impl EventLogBuilder {
 
     /// Opens the log, creating what is missing.
     ///
-    /// On a new directory this creates the directory, `views/` and
-    /// `app.jsonl`, each made durable by syncing its parent directory. On an existing one it keeps every file and, in order:
-    /// takes the lock on the directory; removes temporary files of interrupted snapshot
-    /// writes; completes or undoes a rotation a crash interrupted; cuts a
-    /// torn last line (a line without its newline, left by a crash in the
-    /// middle of an append) off `app.jsonl`, keeping its bytes in
-    /// `app.jsonl.torn` (a complete event that only lacks its newline gets
-    /// the newline instead), and syncs `app.jsonl`; loads every registered view's snapshot (checked
-    /// against the log, no event is read). Finally, if the active log is
-    /// larger than [`max_log_size`](Self::max_log_size), it is rotated; if
-    /// that rotation fails, the error is logged as a warning (through the
-    /// `log` crate) and the log opens anyway, so that it can still be read;
-    /// the next append tries again.
+    /// On a new directory this creates the directory, `views/` and `app.jsonl`,
+    /// each made durable by syncing its parent directory. On an existing one it
+    /// keeps every file and, in order: takes the lock on the directory; removes
+    /// temporary files of interrupted snapshot and rotation-record writes;
+    /// checks that `app.jsonl` is a regular file;
+    /// completes or undoes a rotation a crash interrupted; cuts a torn last
+    /// line (a line without its newline, left by a crash in the middle of an
+    /// append) off `app.jsonl`, keeping its bytes in `app.jsonl.torn` (a
+    /// complete event that only lacks its newline gets the newline instead),
+    /// and syncs `app.jsonl`; loads every registered view's snapshot (checked
+    /// against the log, no event is read). Finally, if the active log is larger
+    /// than [`max_log_size`](Self::max_log_size), it is rotated; if that
+    /// rotation fails, the error is logged as a warning (through the `log`
+    /// crate) and the log opens anyway, so that it can still be read; the next
+    /// append tries again.
     ///
     /// # Examples
     ///
@@ -261,9 +263,12 @@ impl EventLogBuilder {
     /// - [`Error::InvalidViewName`] or [`Error::DuplicateView`] for a bad
     ///   registration;
     /// - [`Error::Corrupt`] if an interrupted rotation's record does not
-    ///   match the files;
+    ///   match the files, or `rotation.json` is not a regular file of at
+    ///   most 4 KiB (it is then not read, and nothing is changed);
     /// - [`Error::Io`] if the directory or a file cannot be created, read,
-    ///   written or synced, or the path is not a directory.
+    ///   written or synced, the path is not a directory, or `app.jsonl`,
+    ///   `archive.jsonl.zst` or `app.jsonl.torn` is not a regular file (a
+    ///   FIFO or a device is never opened).
     pub fn open(self) -> Result<EventLog> {
         if let Some(e) = self.error {
             return Err(e);
@@ -971,7 +976,9 @@ fn lock_dir(dir: &Path) -> Result<File> {
 /// event that only lacks its newline (a crash between the two, or a
 /// file edited by hand), the newline is added and the event kept.
 /// Otherwise they are cut off, after being appended, as one line, to
-/// `torn_path` and synced there, so that nothing is destroyed.
+/// `torn_path` and synced there, so that nothing is destroyed. If
+/// `torn_path` is not a regular file, that is an error, and the log is
+/// left as it was.
 fn repair_tail(file: &File, log_path: &Path, torn_path: &Path) -> Result<u64> {
     let len = file.metadata().at(log_path)?.len();
     let mut reader = File::open(log_path).at(log_path)?;
