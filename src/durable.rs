@@ -6,10 +6,12 @@
 //! only after `fsync` on the directory that holds it. Every creation, rename
 //! and removal that matters goes through here.
 //!
-//! Files planted in the data directory must not hang or exhaust eventfold:
-//! whole-file reads ([`read_regular`]) open only regular files, without
-//! blocking on a FIFO, and read at most a limit; appends ([`open_append`])
-//! refuse anything but a regular file.
+//! Files planted in the data directory must not hang, exhaust or redirect
+//! eventfold: whole-file reads ([`read_regular`]) open only regular files,
+//! without blocking on a FIFO, and read at most a limit; appends
+//! ([`open_append`], [`open_append_own`]) refuse anything but a regular
+//! file; temporary files are created exclusively after removing whatever
+//! was at their name, so a planted symbolic link is never written through.
 
 use std::ffi::OsString;
 use std::fs::{self, File, Metadata, OpenOptions};
@@ -182,7 +184,8 @@ fn too_large(path: &Path, max: u64, len: Option<u64>) -> Error {
 
 /// Opens `path` for reading and appending, creating it if missing; a newly
 /// created file is made durable by syncing its directory. A symbolic link
-/// at `path` is followed.
+/// at `path` is followed (for the active log and the archive, a link is
+/// the user's choice).
 ///
 /// # Errors
 ///
@@ -191,6 +194,38 @@ fn too_large(path: &Path, max: u64, len: Option<u64>) -> Error {
 /// opened handle), or cannot be opened or created.
 pub(crate) fn open_append(path: &Path) -> Result<File> {
     open_append_with(path, &mut OpenOptions::new())
+}
+
+/// [`open_append`] for a file that is eventfold's alone (`app.jsonl.torn`):
+/// a symbolic link at `path` is not followed but removed, with a warning,
+/// and a regular file created in its place; the file it pointed to is
+/// never opened.
+///
+/// # Errors
+///
+/// As for [`open_append`], and [`Error::Io`] if the link cannot be
+/// removed (or another one appears at `path` meanwhile).
+pub(crate) fn open_append_own(path: &Path) -> Result<File> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            fs::remove_file(path).at(path)?;
+            ::log::warn!(
+                "eventfold: removed the symbolic link {}: eventfold never writes through a \
+                 link to a file of its own",
+                path.display()
+            );
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(path, e)),
+    }
+    let mut options = OpenOptions::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW);
+    }
+    open_append_with(path, &mut options)
 }
 
 /// [`open_append`] with extra `options` (open flags).
@@ -226,6 +261,12 @@ pub(crate) fn tmp_path(path: &Path) -> PathBuf {
 ///
 /// After a crash, `path` holds either its old content or the new one, never
 /// a mix; at worst a stale temporary file is left, which is swept on open.
+///
+/// The temporary file is created exclusively (`O_CREAT | O_EXCL`, which
+/// never follows a link) after removing whatever is at its name: a
+/// symbolic link planted there is removed, never written through. The
+/// rename replaces `path` itself: if `path` is a link, the link is
+/// replaced by the new file and the file it pointed to is left alone.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic_nosync_dir(path, bytes)?;
     sync_dir(parent_of(path))
@@ -237,7 +278,19 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 pub(crate) fn write_atomic_nosync_dir(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = tmp_path(path);
     let result = (|| {
-        let mut file = File::create(&tmp).at(&tmp)?;
+        match fs::remove_file(&tmp) {
+            Ok(()) => ::log::warn!(
+                "eventfold: removed {}, which was in the way of a write",
+                tmp.display()
+            ),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&tmp, e)),
+        }
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .at(&tmp)?;
         file.write_all(bytes).at(&tmp)?;
         file.sync_all().at(&tmp)?;
         fs::rename(&tmp, path).at(path)
@@ -258,24 +311,39 @@ pub(crate) fn remove_file(path: &Path) -> Result<()> {
 }
 
 /// Removes the temporary files of interrupted [`write_atomic`] calls from
-/// `dir`: files whose name ends with `suffix` followed by [`TMP_SUFFIX`].
-/// They were never renamed into place, so they hold nothing that was
-/// promised to anyone.
+/// `dir`: entries whose name ends with `suffix` followed by
+/// [`TMP_SUFFIX`]. They were never renamed into place, so they hold
+/// nothing that was promised to anyone. Anything else planted at such a
+/// name (a symbolic link, a FIFO) is removed too, never followed or
+/// opened; a directory is left alone with a warning (the next write to
+/// that name fails with an error naming it).
 pub(crate) fn sweep_tmp(dir: &Path, suffix: &str) -> Result<()> {
     let pattern = format!("{suffix}{TMP_SUFFIX}");
     let mut removed = false;
     for entry in fs::read_dir(dir).at(dir)? {
         let entry = entry.at(dir)?;
         let name = entry.file_name();
-        if name.to_string_lossy().ends_with(&pattern) && entry.file_type().at(dir)?.is_file() {
-            let path = entry.path();
-            fs::remove_file(&path).at(&path)?;
+        if !name.to_string_lossy().ends_with(&pattern) {
+            continue;
+        }
+        let path = entry.path();
+        // The type of the entry itself: a link is not followed.
+        let kind = entry.file_type().at(&path)?;
+        if kind.is_dir() {
             ::log::warn!(
-                "eventfold: removed {} left by an interrupted write",
+                "eventfold: left the directory {} alone; remove it, or saving to its name fails",
                 path.display()
             );
-            removed = true;
+            continue;
         }
+        fs::remove_file(&path).at(&path)?;
+        let what = if kind.is_file() {
+            "left by an interrupted write"
+        } else {
+            "(not a regular file: planted, never written by eventfold)"
+        };
+        ::log::warn!("eventfold: removed {} {what}", path.display());
+        removed = true;
     }
     if removed {
         sync_dir(dir)?;

@@ -230,8 +230,9 @@ impl EventLogBuilder {
     /// On a new directory this creates the directory, `views/` and `app.jsonl`,
     /// each made durable by syncing its parent directory. On an existing one it
     /// keeps every file and, in order: takes the lock on the directory; removes
-    /// temporary files of interrupted snapshot and rotation-record writes;
-    /// checks that `app.jsonl` is a regular file;
+    /// temporary files of interrupted snapshot and rotation-record writes (and
+    /// anything else planted at their names, such as a symbolic link, which is
+    /// removed, never followed); checks that `app.jsonl` is a regular file;
     /// completes or undoes a rotation a crash interrupted; cuts a torn last
     /// line (a line without its newline, left by a crash in the middle of an
     /// append) off `app.jsonl`, keeping its bytes in `app.jsonl.torn` (a
@@ -242,6 +243,19 @@ impl EventLogBuilder {
     /// rotation fails, the error is logged as a warning (through the `log`
     /// crate) and the log opens anyway, so that it can still be read; the next
     /// append tries again.
+    ///
+    /// # Symbolic links
+    ///
+    /// The data directory, `app.jsonl`, `archive.jsonl.zst` and `views/`
+    /// may be symbolic links: they are followed, as the user's choice (to
+    /// keep the archive on another disk, say), and a dangling link to
+    /// `app.jsonl` or the archive creates the file it names. Every other
+    /// name eventfold writes is its own and is never followed: temporary
+    /// files are created exclusively after removing whatever is at their
+    /// name, a link at `app.jsonl.torn` is removed and a regular file
+    /// created instead, and a snapshot or `rotation.json` that is a link is
+    /// read through it (if it leads to a regular file) but replaced or
+    /// removed as a name, never written through.
     ///
     /// # Examples
     ///
@@ -976,9 +990,10 @@ fn lock_dir(dir: &Path) -> Result<File> {
 /// event that only lacks its newline (a crash between the two, or a
 /// file edited by hand), the newline is added and the event kept.
 /// Otherwise they are cut off, after being appended, as one line, to
-/// `torn_path` and synced there, so that nothing is destroyed. If
-/// `torn_path` is not a regular file, that is an error, and the log is
-/// left as it was.
+/// `torn_path` and synced there, so that nothing is destroyed. A symbolic
+/// link at `torn_path` is removed, not followed (see
+/// [`durable::open_append_own`]); anything else that is not a regular
+/// file there is an error, and the log is left as it was.
 fn repair_tail(file: &File, log_path: &Path, torn_path: &Path) -> Result<u64> {
     let len = file.metadata().at(log_path)?.len();
     let mut reader = File::open(log_path).at(log_path)?;
@@ -1000,7 +1015,7 @@ fn repair_tail(file: &File, log_path: &Path, torn_path: &Path) -> Result<u64> {
             return Ok(len + 1);
         }
     }
-    let mut side = durable::open_append(torn_path)?;
+    let mut side = durable::open_append_own(torn_path)?;
     reader.seek(io::SeekFrom::Start(keep)).at(log_path)?;
     io::copy(&mut (&mut reader).take(tail_len), &mut side).at(torn_path)?;
     side.write_all(b"\n").at(torn_path)?;

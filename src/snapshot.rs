@@ -49,7 +49,10 @@ pub(crate) const MAX_SNAPSHOT: u64 = 1 << 30;
 /// not on every refresh (see [`View::refresh`](crate::View::refresh)).
 ///
 /// Only a regular file of at most 1 GiB is read as a snapshot (a link to
-/// one is followed); anything else counts as damaged.
+/// one is followed); anything else counts as damaged. Saving replaces the
+/// name: a link at `NAME.snapshot.json` is replaced by the new file, and
+/// one planted at `NAME.snapshot.json.tmp` is removed, never written
+/// through.
 ///
 /// A view's snapshot file has two more keys: `archive_len`, the length of
 /// the archive its state includes (a snapshot that includes less of the

@@ -1,7 +1,9 @@
 //! Files planted in the data directory: a FIFO, a device, a directory or
-//! a huge file where eventfold expects one of its own files. Reading must
-//! never hang or exhaust memory (only regular files are read, and only up
-//! to a limit), and messages must quote little of what they read.
+//! a huge file where eventfold expects one of its own files, and symbolic
+//! links at the names it writes. Reading must never hang or exhaust
+//! memory (only regular files are read, and only up to a limit), messages
+//! must quote little of what they read, and no write may go through a
+//! planted link to a file outside the directory.
 
 #![cfg(target_os = "linux")]
 
@@ -13,9 +15,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{
-    all_events, append_bytes, append_numbered, capture_warnings, dir_entries, in_process_test,
-    intent_record, make_fifo, numbers, open_with_views, snapshot_file, spawning_test, test_dir,
-    warnings_about, within,
+    Entry, all_events, append_bytes, append_numbered, capture_warnings, dir_entries,
+    in_process_test, intent_record, make_fifo, numbers, open_with_views, snapshot_file,
+    spawning_test, test_dir, warnings_about, within,
 };
 use eventfold::{Error, Snapshot};
 
@@ -26,7 +28,8 @@ const LIMIT: Duration = Duration::from_secs(10);
 /// bytes, not counting the paths it names.
 const SHORT: usize = 400;
 
-/// The bytes of a file that eventfold must leave alone.
+/// The bytes a file outside the data directory holds, which no planted
+/// link may change.
 const PRECIOUS: &str = "not eventfold's to write\n";
 
 // --------------------------------------------------------------- helpers
@@ -42,6 +45,13 @@ fn populated(root: &Path) -> PathBuf {
     log.refresh_all().expect("refresh");
     log.save_views().expect("save");
     data
+}
+
+/// A file outside the data directory, holding [`PRECIOUS`].
+fn outside_file(root: &Path) -> PathBuf {
+    let path = root.join("outside.txt");
+    fs::write(&path, PRECIOUS).expect("write the outside file");
+    path
 }
 
 /// Opens `data` with the standard views, refreshes them and returns the
@@ -378,4 +388,203 @@ fn fifo_as_the_torn_file_is_a_clear_error_and_the_log_is_kept() {
     let error = open_error(&data, "open with a FIFO as app.jsonl.torn");
     assert_not_regular(&error, &torn);
     assert_eq!(fs::read(&log).expect("read"), before, "the tail was cut");
+}
+
+// ------------------------------------------------ links at written names
+
+/// The temporary names eventfold writes, relative to the data directory.
+const TMP_NAMES: [&str; 4] = [
+    "views/count.snapshot.json.tmp",
+    "views/seq.snapshot.json.tmp",
+    "views/todos.snapshot.json.tmp",
+    "rotation.json.tmp",
+];
+
+/// Plants a link to `target` at every name of [`TMP_NAMES`] in `data`.
+fn plant_tmp_links(data: &Path, target: &Path) {
+    for name in TMP_NAMES {
+        let link = data.join(name);
+        let _ = fs::remove_file(&link);
+        symlink(target, &link).expect("symlink");
+    }
+}
+
+/// No entry is left at the names of [`TMP_NAMES`].
+fn assert_no_tmp_entries(data: &Path) {
+    for name in TMP_NAMES {
+        assert!(
+            fs::symlink_metadata(data.join(name)).is_err(),
+            "{name} is still there"
+        );
+    }
+}
+
+#[test]
+fn links_at_temporary_names_are_swept_on_open_and_never_written_through() {
+    let _serial = in_process_test();
+    capture_warnings();
+    let root = test_dir();
+    let data = populated(root.path());
+    let outside = outside_file(root.path());
+    plant_tmp_links(&data, &outside);
+
+    let mut log = open_with_views(&data);
+    assert_no_tmp_entries(&data);
+    for name in TMP_NAMES {
+        assert!(!warnings_about(&data.join(name)).is_empty(), "{name}");
+    }
+    append_numbered(&mut log, 5..8);
+    log.refresh_all().expect("refresh");
+    log.save_views().expect("save");
+    log.rotate().expect("rotate");
+    drop(log);
+    assert_eq!(fs::read_to_string(&outside).expect("read"), PRECIOUS);
+}
+
+#[test]
+fn links_planted_at_temporary_names_while_open_are_never_written_through() {
+    let _serial = in_process_test();
+    let root = test_dir();
+    let data = populated(root.path());
+    let outside = outside_file(root.path());
+    let nowhere = root.path().join("nowhere.txt");
+    let mut log = open_with_views(&data);
+    append_numbered(&mut log, 5..8);
+    log.refresh_all().expect("refresh");
+
+    plant_tmp_links(&data, &outside);
+    log.save_views().expect("save");
+    assert_eq!(
+        fs::read_to_string(&outside).expect("read"),
+        PRECIOUS,
+        "save_views"
+    );
+
+    plant_tmp_links(&data, &outside);
+    log.rotate().expect("rotate");
+    assert_eq!(
+        fs::read_to_string(&outside).expect("read"),
+        PRECIOUS,
+        "rotate"
+    );
+    assert_no_tmp_entries(&data);
+
+    // Dangling links: following one would create the file it names.
+    plant_tmp_links(&data, &nowhere);
+    append_numbered(&mut log, 8..9);
+    log.rotate().expect("rotate");
+    assert!(fs::symlink_metadata(&nowhere).is_err(), "rotate created it");
+
+    let path = data.join("views/count.snapshot.json");
+    plant_tmp_links(&data, &outside);
+    Snapshot {
+        state: 1u64,
+        offset: 0,
+        hash: String::new(),
+    }
+    .save(&path)
+    .expect("Snapshot::save");
+    assert_eq!(
+        fs::read_to_string(&outside).expect("read"),
+        PRECIOUS,
+        "Snapshot::save"
+    );
+    assert_regular(&path);
+    drop(log);
+    assert_eq!(
+        fs::read_to_string(&outside).expect("read"),
+        PRECIOUS,
+        "drop"
+    );
+}
+
+#[test]
+fn fifo_at_a_temporary_name_is_swept_without_hanging() {
+    let _serial = spawning_test(); // mkfifo
+    let root = test_dir();
+    let data = populated(root.path());
+    for name in TMP_NAMES {
+        make_fifo(&data.join(name));
+    }
+    let data2 = data.clone();
+    within(
+        LIMIT,
+        "open, save and rotate past planted FIFOs",
+        move || {
+            let mut log = open_with_views(&data2);
+            append_numbered(&mut log, 5..6);
+            log.refresh_all().expect("refresh");
+            log.save_views().expect("save");
+            log.rotate().expect("rotate");
+        },
+    );
+    assert_no_tmp_entries(&data);
+}
+
+#[test]
+fn link_planted_as_the_torn_file_is_replaced_and_its_target_untouched() {
+    let _serial = in_process_test();
+    capture_warnings();
+    let root = test_dir();
+    let data = populated(root.path());
+    let outside = outside_file(root.path());
+    let torn = data.join("app.jsonl.torn");
+    symlink(&outside, &torn).expect("symlink");
+    let tail = b"{\"type\":\"torn";
+    append_bytes(&data.join("app.jsonl"), tail);
+
+    assert_eq!(open_and_count(&data, "open with a linked torn file"), 5);
+    assert_eq!(fs::read_to_string(&outside).expect("read"), PRECIOUS);
+    assert_regular(&torn);
+    assert_eq!(fs::read(&torn).expect("read"), [&tail[..], b"\n"].concat());
+    assert!(!warnings_about(&torn).is_empty());
+
+    // A dangling link: following it would create the file it names.
+    let nowhere = root.path().join("nowhere.txt");
+    fs::remove_file(&torn).expect("remove");
+    symlink(&nowhere, &torn).expect("symlink");
+    append_bytes(&data.join("app.jsonl"), tail);
+    assert_eq!(open_and_count(&data, "open with a dangling torn link"), 5);
+    assert!(fs::symlink_metadata(&nowhere).is_err(), "it was created");
+    assert_regular(&torn);
+    let kept: Vec<_> = dir_entries(&data)
+        .into_iter()
+        .filter(|(_, e)| matches!(e, Entry::Link(_)))
+        .collect();
+    assert!(kept.is_empty(), "links left: {kept:?}");
+}
+
+#[test]
+fn symlinked_data_directory_and_files_are_followed() {
+    let _serial = in_process_test();
+    let root = test_dir();
+    let real = populated(root.path());
+    let elsewhere = root.path().join("elsewhere");
+    fs::create_dir(&elsewhere).expect("create dir");
+    // The active log, the archive and views/ live elsewhere, linked in.
+    for name in ["app.jsonl", "archive.jsonl.zst", "views"] {
+        fs::rename(real.join(name), elsewhere.join(name)).expect("move");
+        symlink(elsewhere.join(name), real.join(name)).expect("symlink");
+    }
+    let linked = root.path().join("linked");
+    symlink(&real, &linked).expect("symlink");
+
+    let mut log = open_with_views(&linked);
+    append_numbered(&mut log, 5..7);
+    log.rotate().expect("rotate");
+    append_numbered(&mut log, 7..8);
+    log.refresh_all().expect("refresh");
+    assert_eq!(numbers(&all_events(&log)), (0..8).collect::<Vec<_>>());
+    drop(log);
+    for name in ["app.jsonl", "archive.jsonl.zst", "views"] {
+        let kind = fs::symlink_metadata(real.join(name)).expect("lstat");
+        assert!(kind.file_type().is_symlink(), "{name} is a link still");
+    }
+    assert!(
+        fs::metadata(elsewhere.join("app.jsonl"))
+            .expect("stat")
+            .len()
+            > 0
+    );
+    assert!(elsewhere.join("views/count.snapshot.json").is_file());
 }
