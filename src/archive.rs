@@ -279,10 +279,8 @@ impl EventLog {
 /// else is [`Error::Corrupt`] and no file is changed.
 pub(crate) fn recover(dir: &Path, log_path: &Path, views_dir: &Path) -> Result<()> {
     let intent_path = dir.join(INTENT_FILE);
-    let record = match fs::read(&intent_path) {
-        Ok(record) => record,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io(&intent_path, e)),
+    let Some(record) = durable::read_regular(&intent_path, durable::MAX_RECORD)? else {
+        return Ok(());
     };
     let intent: Intent = serde_json::from_slice(&record)
         .map_err(|e| snapshot::json_error(&intent_path, &record, &e))?;

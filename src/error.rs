@@ -128,6 +128,17 @@ pub enum Error {
         /// What in the event cannot be stored.
         reason: String,
     },
+    /// A snapshot whose JSON would be larger than the 1 GiB that loading a
+    /// snapshot reads; it is not written. A view's own snapshot saves skip
+    /// it with a warning instead (the view keeps working from memory).
+    SnapshotTooLarge {
+        /// The snapshot file that was not written.
+        path: PathBuf,
+        /// The size of its JSON, in bytes.
+        size: u64,
+        /// The limit, in bytes.
+        max: u64,
+    },
     /// An event or a view state could not be turned into JSON.
     Serialize {
         /// What was being serialized.
@@ -151,6 +162,89 @@ impl Error {
             offset,
             detail: detail.into(),
         }
+    }
+}
+
+/// Bytes of a message kept from its start by [`shorten`].
+const HEAD: usize = 100;
+/// Bytes of a message kept from its end by [`shorten`].
+const TAIL: usize = 60;
+
+/// A message for an error or a warning, cut to at most [`HEAD`] bytes from
+/// its start and [`TAIL`] from its end, with the number of bytes left out
+/// between them: serde's messages quote what they failed to parse, which
+/// in a damaged file may be megabytes. The message is never held whole,
+/// however long it is.
+pub(crate) fn shorten(message: impl fmt::Display) -> String {
+    let mut kept = Shortened::default();
+    fmt::write(&mut kept, format_args!("{message}")).expect("writing to a String succeeds");
+    if kept.left_out == 0 && kept.head.len() + kept.tail.len() <= HEAD + TAIL {
+        return kept.head + &kept.tail;
+    }
+    let start = last_bytes(&kept.tail, TAIL);
+    format!(
+        "{}…[{} bytes left out]…{}",
+        kept.head,
+        kept.left_out + start,
+        &kept.tail[start..]
+    )
+}
+
+/// The first bytes of `bytes`, escaped and quoted, for a message about a
+/// file that does not hold what it should.
+pub(crate) fn excerpt(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(HEAD)]);
+    let more = if bytes.len() > HEAD { "…" } else { "" };
+    shorten(format_args!("{text:?}{more}"))
+}
+
+/// Where the last `n` bytes of `text` start, moved forward to the next
+/// character boundary.
+fn last_bytes(text: &str, n: usize) -> usize {
+    let mut start = text.len().saturating_sub(n);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    start
+}
+
+/// What [`shorten`] keeps of a message while it is written.
+#[derive(Default)]
+struct Shortened {
+    head: String,
+    /// Set once a character did not fit in `head`: the rest goes to `tail`.
+    head_full: bool,
+    /// The last bytes written after `head`: at most `2 * TAIL`.
+    tail: String,
+    /// Bytes dropped between `head` and `tail`.
+    left_out: usize,
+}
+
+impl fmt::Write for Shortened {
+    fn write_str(&mut self, mut s: &str) -> fmt::Result {
+        if !self.head_full {
+            let mut n = s.len().min(HEAD - self.head.len());
+            while !s.is_char_boundary(n) {
+                n -= 1;
+            }
+            self.head.push_str(&s[..n]);
+            s = &s[n..];
+            self.head_full = !s.is_empty();
+        }
+        if s.len() > TAIL {
+            // Only the end of `s` can be kept: the rest is never copied.
+            let start = last_bytes(s, TAIL);
+            self.left_out += self.tail.len() + start;
+            self.tail.clear();
+            s = &s[start..];
+        }
+        self.tail.push_str(s);
+        if self.tail.len() > 2 * TAIL {
+            let start = last_bytes(&self.tail, TAIL);
+            self.left_out += start;
+            self.tail.drain(..start);
+        }
+        Ok(())
     }
 }
 
@@ -224,6 +318,12 @@ impl fmt::Display for Error {
             Error::InvalidEvent { event_type, reason } => write!(
                 f,
                 "event of type {event_type:?} cannot be stored: {reason}; nothing was written"
+            ),
+            Error::SnapshotTooLarge { path, size, max } => write!(
+                f,
+                "the snapshot {} would be {size} bytes of JSON, over the limit of {max} that \
+                 loading reads back; it was not written",
+                path.display()
             ),
             Error::Serialize { what, source } => {
                 write!(f, "could not serialize {what} to JSON: {source}")

@@ -227,22 +227,38 @@ impl EventLogBuilder {
 
     /// Opens the log, creating what is missing.
     ///
-    /// On a new directory this creates the directory, `views/` and
-    /// `app.jsonl`, each made durable by syncing its parent directory. On an existing one it keeps every file and, in order:
-    /// takes the lock on the directory; removes temporary files of interrupted snapshot
-    /// writes; completes or undoes a rotation a crash interrupted; cuts a
-    /// torn last line (a line without its newline, left by a crash in the
-    /// middle of an append) off `app.jsonl`, keeping its bytes in
-    /// `app.jsonl.torn` (a complete event that only lacks its newline gets
-    /// the newline instead), and syncs `app.jsonl`; loads every registered view's snapshot (checked
-    /// against the log, no event is read). Finally, if the active log is
-    /// larger than [`max_log_size`](Self::max_log_size), it is rotated; if
-    /// that rotation fails (a full disk, say), it is undone in place (see
-    /// [`EventLog::recover`]), the error is logged as a warning (through
-    /// the `log` crate) and the log opens anyway, usable: it can be read,
-    /// and the next append tries the rotation again. Should even undoing
-    /// it fail, the log opens [poisoned](Error::Poisoned): it can be read,
-    /// and writes wait for a successful `recover`.
+    /// On a new directory this creates the directory, `views/` and `app.jsonl`,
+    /// each made durable by syncing its parent directory. On an existing one it
+    /// keeps every file and, in order: takes the lock on the directory; removes
+    /// temporary files of interrupted snapshot and rotation-record writes (and
+    /// anything else planted at their names, such as a symbolic link, which is
+    /// removed, never followed); checks that `app.jsonl` is a regular file;
+    /// completes or undoes a rotation a crash interrupted; cuts a torn last
+    /// line (a line without its newline, left by a crash in the middle of an
+    /// append) off `app.jsonl`, keeping its bytes in `app.jsonl.torn` (a
+    /// complete event that only lacks its newline gets the newline instead),
+    /// and syncs `app.jsonl`; loads every registered view's snapshot (checked
+    /// against the log, no event is read). Finally, if the active log is larger
+    /// than [`max_log_size`](Self::max_log_size), it is rotated; if that
+    /// rotation fails (a full disk, say), it is undone in place (see
+    /// [`EventLog::recover`]), the error is logged as a warning (through the
+    /// `log` crate) and the log opens anyway, usable: it can be read, and the
+    /// next append tries the rotation again. Should even undoing it fail, the
+    /// log opens [poisoned](Error::Poisoned): it can be read, and writes wait
+    /// for a successful `recover`.
+    ///
+    /// # Symbolic links
+    ///
+    /// The data directory, `app.jsonl`, `archive.jsonl.zst` and `views/`
+    /// may be symbolic links: they are followed, as the user's choice (to
+    /// keep the archive on another disk, say), and a dangling link to
+    /// `app.jsonl` or the archive creates the file it names. Every other
+    /// name eventfold writes is its own and is never followed: temporary
+    /// files are created exclusively after removing whatever is at their
+    /// name, a link at `app.jsonl.torn` is removed and a regular file
+    /// created instead, and a snapshot or `rotation.json` that is a link is
+    /// read through it (if it leads to a regular file) but replaced or
+    /// removed as a name, never written through.
     ///
     /// # Examples
     ///
@@ -264,9 +280,12 @@ impl EventLogBuilder {
     /// - [`Error::InvalidViewName`] or [`Error::DuplicateView`] for a bad
     ///   registration;
     /// - [`Error::Corrupt`] if an interrupted rotation's record does not
-    ///   match the files;
+    ///   match the files, or `rotation.json` is not a regular file of at
+    ///   most 4 KiB (it is then not read, and nothing is changed);
     /// - [`Error::Io`] if the directory or a file cannot be created, read,
-    ///   written or synced, or the path is not a directory.
+    ///   written or synced, the path is not a directory, or `app.jsonl`,
+    ///   `archive.jsonl.zst` or `app.jsonl.torn` is not a regular file (a
+    ///   FIFO or a device is never opened).
     pub fn open(self) -> Result<EventLog> {
         if let Some(e) = self.error {
             return Err(e);
@@ -1108,7 +1127,10 @@ fn lock_dir(dir: &Path) -> Result<File> {
 /// event that only lacks its newline (a crash between the two, or a
 /// file edited by hand), the newline is added and the event kept.
 /// Otherwise they are cut off, after being appended, as one line, to
-/// `torn_path` and synced there, so that nothing is destroyed.
+/// `torn_path` and synced there, so that nothing is destroyed. A symbolic
+/// link at `torn_path` is removed, not followed (see
+/// [`durable::open_append_own`]); anything else that is not a regular
+/// file there is an error, and the log is left as it was.
 fn repair_tail(file: &File, log_path: &Path, torn_path: &Path) -> Result<u64> {
     let len = file.metadata().at(log_path)?.len();
     let mut reader = File::open(log_path).at(log_path)?;
@@ -1130,7 +1152,7 @@ fn repair_tail(file: &File, log_path: &Path, torn_path: &Path) -> Result<u64> {
             return Ok(len + 1);
         }
     }
-    let mut side = durable::open_append(torn_path)?;
+    let mut side = durable::open_append_own(torn_path)?;
     reader.seek(io::SeekFrom::Start(keep)).at(log_path)?;
     io::copy(&mut (&mut reader).take(tail_len), &mut side).at(torn_path)?;
     side.write_all(b"\n").at(torn_path)?;

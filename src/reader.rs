@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, shorten};
 use crate::event::{Event, hash_hex, line_hash};
 
 /// Capacity of the read buffers: large enough that a refresh over a big
@@ -76,7 +76,9 @@ impl<R: BufRead> Lines<R> {
                 end: self.pos,
                 hash: line_hash(line),
             })),
-            Err(e) => Err(self.corrupt(start, format!("line is not a valid event: {e}"))),
+            Err(e) => {
+                Err(self.corrupt(start, format!("line is not a valid event: {}", shorten(e))))
+            }
         }
     }
 
@@ -142,7 +144,7 @@ impl<R: BufRead> Lines<R> {
         };
         let line = &self.buf[..self.buf.len() - 1];
         if let Err(e) = serde_json::from_slice::<Shape<'_>>(line) {
-            return Err(self.corrupt(start, format!("line is not a valid event: {e}")));
+            return Err(self.corrupt(start, format!("line is not a valid event: {}", shorten(e))));
         }
         Ok(Some(self.pos))
     }

@@ -2,18 +2,25 @@
 //! reflects, saved atomically.
 
 use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::de::{self, DeserializeOwned};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
 use crate::durable;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, IoContext, Result, excerpt, shorten};
 
 /// File name suffix of snapshot files inside `views/`.
 pub(crate) const SNAPSHOT_SUFFIX: &str = ".snapshot.json";
+
+/// The largest snapshot file that is read, in bytes: 1 GiB. A larger file
+/// is treated as damaged (its view is rebuilt) without being read, so that
+/// a huge or endless file planted in `views/` cannot exhaust memory; and
+/// no larger snapshot is written, since it could not be read back. A
+/// view's state must fit in memory anyway, several times over once
+/// parsed, so a legitimate snapshot stays far below this.
+pub(crate) const MAX_SNAPSHOT: u64 = 1 << 30;
 
 /// A view's state, saved to `views/NAME.snapshot.json` together with the
 /// position in the active log that it reflects.
@@ -40,6 +47,12 @@ pub(crate) const SNAPSHOT_SUFFIX: &str = ".snapshot.json";
 /// renamed over the old file, and the directory synced. A crash leaves the
 /// old snapshot or the new one, never a mix. Views save them now and then,
 /// not on every refresh (see [`View::refresh`](crate::View::refresh)).
+///
+/// Only a regular file of at most 1 GiB is read as a snapshot (a link to
+/// one is followed); anything else counts as damaged. Saving replaces the
+/// name: a link at `NAME.snapshot.json` is replaced by the new file, and
+/// one planted at `NAME.snapshot.json.tmp` is removed, never written
+/// through.
 ///
 /// A view's snapshot file has two more keys: `archive_len`, the length of
 /// the archive its state includes (a snapshot that includes less of the
@@ -92,14 +105,17 @@ impl<S: Serialize> Snapshot<S> {
     /// # Errors
     ///
     /// [`Error::Serialize`] if the state cannot be written as JSON (for
-    /// example a map with non-string keys), [`Error::Io`] if the file cannot
-    /// be written or synced. The old snapshot, if any, is then untouched.
+    /// example a map with non-string keys), [`Error::SnapshotTooLarge`] if
+    /// the JSON is over 1 GiB (more than [`load`](Snapshot::load) reads),
+    /// [`Error::Io`] if the file cannot be written or synced. The old
+    /// snapshot, if any, is then untouched.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         let bytes = serde_json::to_vec(self).map_err(|source| Error::Serialize {
             what: format!("snapshot {}", path.display()),
             source,
         })?;
+        check_size(path, &bytes)?;
         durable::write_atomic(path, &bytes)
     }
 }
@@ -121,17 +137,15 @@ impl<S: DeserializeOwned> Snapshot<S> {
     /// # Errors
     ///
     /// [`Error::Corrupt`] with the byte offset of the problem if the file is
-    /// not a snapshot of this state type; [`Error::Io`] if it cannot be read.
+    /// not a snapshot of this state type, is not a regular file (a FIFO, a
+    /// device, a directory: it is not read) or is larger than 1 GiB (not
+    /// read either); [`Error::Io`] if it cannot be read.
     pub fn load(path: impl AsRef<Path>) -> Result<Option<Self>> {
         let path = path.as_ref();
-        let bytes = match fs::read(path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io(path, e)),
+        let Some(bytes) = durable::read_regular(path, MAX_SNAPSHOT)? else {
+            return Ok(None);
         };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| json_error(path, &bytes, &e))
+        parse_object(path, &bytes).map(Some)
     }
 }
 
@@ -161,7 +175,8 @@ impl<S> Snapshot<S> {
 }
 
 /// A `Corrupt` error for a JSON document that failed to parse, with the
-/// byte offset computed from serde_json's line and column.
+/// byte offset computed from serde_json's line and column, and serde's
+/// message shortened (it may quote the document).
 pub(crate) fn json_error(path: &Path, bytes: &[u8], e: &serde_json::Error) -> Error {
     let line_start: usize = bytes
         .split_inclusive(|&b| b == b'\n')
@@ -169,7 +184,69 @@ pub(crate) fn json_error(path: &Path, bytes: &[u8], e: &serde_json::Error) -> Er
         .map(<[u8]>::len)
         .sum();
     let offset = (line_start + e.column().saturating_sub(1)).min(bytes.len());
-    Error::corrupt(path, offset as u64, e.to_string())
+    Error::corrupt(path, offset as u64, shorten(e))
+}
+
+/// Parses a snapshot file, which is a JSON object. A file that starts with
+/// anything else is refused before serde sees it: serde's message for a
+/// top-level string would copy the whole string.
+fn parse_object<'a, T: Deserialize<'a>>(path: &Path, bytes: &'a [u8]) -> Result<T> {
+    let start = bytes
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+    if let Some(start) = start
+        && bytes[start] != b'{'
+    {
+        return Err(Error::corrupt(
+            path,
+            start as u64,
+            format!(
+                "a snapshot is a JSON object, but the file holds {}",
+                excerpt(&bytes[start..])
+            ),
+        ));
+    }
+    serde_json::from_slice(bytes).map_err(|e| json_error(path, bytes, &e))
+}
+
+/// Refuses to write a snapshot of `bytes` that [`MAX_SNAPSHOT`] would
+/// keep from being read back.
+fn check_size(path: &Path, bytes: &[u8]) -> Result<()> {
+    if bytes.len() as u64 > MAX_SNAPSHOT {
+        return Err(Error::SnapshotTooLarge {
+            path: path.to_path_buf(),
+            size: bytes.len() as u64,
+            max: MAX_SNAPSHOT,
+        });
+    }
+    Ok(())
+}
+
+/// The longest JSON text read for a view snapshot's offset, hash, archive
+/// length or checksum (a number, or 16 hex digits).
+const SMALL_FIELD: usize = 64;
+
+/// Deserializes a small field of a view's snapshot file. A longer value
+/// is refused unread: serde's message for a wrong type would quote it,
+/// however long it is.
+fn small<'de, D, T>(deserializer: D) -> std::result::Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    let text = <&RawValue>::deserialize(deserializer)?.get();
+    if text.len() > SMALL_FIELD {
+        return Err(de::Error::custom(format_args!(
+            "a JSON value of {} bytes where a number or a hash belongs",
+            text.len()
+        )));
+    }
+    serde_json::from_str(text).map_err(|e| {
+        // The outer parser adds its own position; this one is within `text`.
+        let message = e.to_string();
+        let position = format!(" at line {} column {}", e.line(), e.column());
+        de::Error::custom(message.strip_suffix(&position).unwrap_or(&message))
+    })
 }
 
 /// The snapshot file of view `name` inside `views_dir`.
@@ -184,13 +261,23 @@ pub(crate) fn path_for(views_dir: &Path, name: &str) -> PathBuf {
 #[derive(Serialize, Deserialize)]
 pub(crate) struct ViewSnapshot<S> {
     pub(crate) state: S,
+    #[serde(deserialize_with = "small")]
     pub(crate) offset: u64,
+    #[serde(deserialize_with = "small")]
     pub(crate) hash: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "small"
+    )]
     pub(crate) archive_len: Option<u64>,
     /// xxh3-64 in hex of the other fields, the state as its JSON text; see
     /// [`checksum`].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "small"
+    )]
     pub(crate) checksum: Option<String>,
 }
 
@@ -211,6 +298,8 @@ impl ViewSnapshot<&RawValue> {
     /// Writes the snapshot file, with its checksum, atomically and
     /// durably (the directory is synced unless `sync_dir` is false, for a
     /// caller that syncs it once after many files); returns its size.
+    /// [`Error::SnapshotTooLarge`] if it is over [`MAX_SNAPSHOT`], and
+    /// then nothing is written.
     fn write(mut self, path: &Path, sync_dir: bool) -> Result<u64> {
         self.checksum = Some(checksum(
             self.state,
@@ -222,6 +311,7 @@ impl ViewSnapshot<&RawValue> {
             what: format!("snapshot {}", path.display()),
             source,
         })?;
+        check_size(path, &bytes)?;
         if sync_dir {
             durable::write_atomic(path, &bytes)?;
         } else {
@@ -262,16 +352,14 @@ impl<S: DeserializeOwned> ViewSnapshot<S> {
     ///
     /// # Errors
     ///
-    /// [`Error::Corrupt`] if it does not parse, fails its checksum, or its
-    /// state is not an `S`.
+    /// [`Error::Corrupt`] if it is not a regular file or is over
+    /// [`MAX_SNAPSHOT`] (it is then not read), does not parse, fails its
+    /// checksum, or its state is not an `S`.
     pub(crate) fn load(path: &Path) -> Result<Option<(Self, u64)>> {
-        let bytes = match fs::read(path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io(path, e)),
+        let Some(bytes) = durable::read_regular(path, MAX_SNAPSHOT)? else {
+            return Ok(None);
         };
-        let raw: ViewSnapshot<&RawValue> =
-            serde_json::from_slice(&bytes).map_err(|e| json_error(path, &bytes, &e))?;
+        let raw: ViewSnapshot<&RawValue> = parse_object(path, &bytes)?;
         if !raw.intact() {
             return Err(Error::corrupt(
                 path,
@@ -285,7 +373,7 @@ impl<S: DeserializeOwned> ViewSnapshot<S> {
             Error::corrupt(
                 path,
                 offset as u64,
-                format!("the state does not fit its view: {e}"),
+                format!("the state does not fit its view: {}", shorten(e)),
             )
         })?;
         let snapshot = ViewSnapshot {
@@ -302,7 +390,8 @@ impl<S: DeserializeOwned> ViewSnapshot<S> {
 /// Calls `f` with the path and content of every snapshot file in
 /// `views_dir`, whatever its state type (kept as raw JSON text, so that
 /// rewriting a file changes nothing but its position); `None` for a
-/// damaged file.
+/// damaged file (one that is not a regular file or is too large counts as
+/// damaged, and is not read).
 fn for_each_snapshot(
     views_dir: &Path,
     mut f: impl FnMut(&Path, Option<ViewSnapshot<&RawValue>>) -> Result<()>,
@@ -315,13 +404,15 @@ fn for_each_snapshot(
         if !is_snapshot {
             continue;
         }
-        let bytes = match fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(Error::io(&path, e)),
+        let bytes = match durable::read_regular(&path, MAX_SNAPSHOT) {
+            Ok(Some(bytes)) => Some(bytes),
+            Ok(None) => continue,
+            Err(Error::Corrupt { .. }) => None,
+            Err(e) => return Err(e),
         };
-        let snap = serde_json::from_slice::<ViewSnapshot<&RawValue>>(&bytes)
-            .ok()
+        let snap = bytes
+            .as_deref()
+            .and_then(|bytes| parse_object::<ViewSnapshot<&RawValue>>(&path, bytes).ok())
             .filter(ViewSnapshot::intact);
         f(&path, snap)?;
     }
@@ -374,15 +465,22 @@ pub(crate) fn shift_after_rotation(
     archive_len: u64,
 ) -> Result<()> {
     for_each_snapshot(views_dir, |path, snap| match snap {
-        Some(snap) if snap.offset == rotated_len => ViewSnapshot {
-            state: snap.state,
-            offset: 0,
-            hash: String::new(),
-            archive_len: Some(archive_len),
-            checksum: None,
+        Some(snap) if snap.offset == rotated_len => {
+            let moved = ViewSnapshot {
+                state: snap.state,
+                offset: 0,
+                hash: String::new(),
+                archive_len: Some(archive_len),
+                checksum: None,
+            };
+            match moved.write(path, false) {
+                Ok(_) => Ok(()),
+                // A file written by hand just under the limit, which the
+                // added keys push over it: a cache, dropped.
+                Err(Error::SnapshotTooLarge { .. }) => fs::remove_file(path).at(path),
+                Err(e) => Err(e),
+            }
         }
-        .write(path, false)
-        .map(drop),
         Some(snap) if snap.offset == 0 => Ok(()),
         _ => fs::remove_file(path).at(path),
     })?;

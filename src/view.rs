@@ -95,9 +95,10 @@ pub struct View<S> {
     hash: String,
     status: Status,
     /// The offset of the snapshot on disk, when it belongs to the current
-    /// state and log (`None`: no such snapshot).
+    /// state and log (`None`: no such snapshot); or of the last save
+    /// skipped because the snapshot was over the size limit.
     saved_offset: Option<u64>,
-    /// The size of the last snapshot read or written, in bytes.
+    /// The size of the last snapshot read, written or skipped, in bytes.
     saved_len: u64,
 }
 
@@ -182,7 +183,9 @@ where
     /// (written to a `.tmp` file, synced, renamed, directory synced). A
     /// crash can therefore leave a snapshot behind its view, by at most
     /// that much log, which the next refresh folds again: nothing is lost,
-    /// and a snapshot is never ahead of the acknowledged log.
+    /// and a snapshot is never ahead of the acknowledged log. A snapshot
+    /// over 1 GiB of JSON is not saved (it could not be read back): a
+    /// warning says so, and the view goes on from memory.
     ///
     /// # Examples
     ///
@@ -548,7 +551,8 @@ where
 
     /// Writes the in-memory state as the view's snapshot, atomically and
     /// durably. If `views/` was removed while the log was open, it is
-    /// created again.
+    /// created again. A snapshot over the size limit (1 GiB of JSON) is
+    /// not written, with a warning: it could not be read back.
     fn write_snapshot(&mut self, log: &EventLog) -> Result<()> {
         let snapshot = ViewSnapshot {
             state: &self.state,
@@ -563,7 +567,21 @@ where
                 snapshot.save(&self.snapshot_path)
             }
             result => result,
-        }?;
+        };
+        let len = match len {
+            Err(e @ Error::SnapshotTooLarge { size, .. }) => {
+                // The snapshot on disk, if any, is older but still valid.
+                // Counted as saved: the next attempt waits until as much
+                // log has been folded as it would have cost.
+                ::log::warn!(
+                    "eventfold: view {:?}: {e}; the view works from memory, and folds the \
+                     log from its last snapshot when the log is opened again",
+                    self.name
+                );
+                size
+            }
+            result => result?,
+        };
         self.saved_offset = Some(self.offset);
         self.saved_len = len;
         Ok(())

@@ -414,3 +414,135 @@ pub fn hand_write_snapshot(dir: &Path, view: &str, edit: impl FnOnce(&mut serde_
         edit(json);
     });
 }
+
+/// Appends raw bytes to a file, creating it if needed (what a crashed
+/// writer leaves behind).
+pub fn append_bytes(path: &Path, bytes: &[u8]) {
+    use std::io::Write;
+    fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(bytes))
+        .unwrap_or_else(|e| panic!("append to {}: {e}", path.display()));
+}
+
+/// Runs `f` on a thread of its own and returns what it returns (or
+/// re-raises its panic); panics if it has not returned within `limit`,
+/// for a call that must not hang (opening a FIFO to read it waits for a
+/// writer). A call that hangs is left behind on its thread.
+pub fn within<T: Send + 'static>(
+    limit: std::time::Duration,
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        let _ = sender.send(outcome);
+    });
+    match receiver.recv_timeout(limit) {
+        Ok(Ok(value)) => value,
+        Ok(Err(payload)) => std::panic::resume_unwind(payload),
+        Err(_) => panic!("{what} did not return within {limit:?}"),
+    }
+}
+
+/// Creates a FIFO (named pipe) at `path` with mkfifo(1). It runs a child
+/// process: take [`spawning_test`] in a test that calls it.
+pub fn make_fifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("run mkfifo");
+    assert!(status.success(), "mkfifo {} failed", path.display());
+}
+
+/// One entry of a directory as [`dir_entries`] records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// A regular file and its bytes.
+    File(Vec<u8>),
+    /// A directory (its entries are listed under their own paths).
+    Dir,
+    /// A symbolic link and what it points to (never followed).
+    Link(PathBuf),
+    /// Anything else (a FIFO, a device, a socket), never opened.
+    Special,
+}
+
+/// Every entry under `dir`, recursively, by path relative to `dir`, like
+/// [`dir_contents`] but safe among planted files: links are not followed
+/// and only regular files are read.
+pub fn dir_entries(dir: &Path) -> std::collections::BTreeMap<PathBuf, Entry> {
+    fn walk(root: &Path, dir: &Path, out: &mut std::collections::BTreeMap<PathBuf, Entry>) {
+        for entry in fs::read_dir(dir).expect("read dir") {
+            let path = entry.expect("dir entry").path();
+            let name = path.strip_prefix(root).expect("inside root").to_path_buf();
+            let kind = fs::symlink_metadata(&path).expect("lstat").file_type();
+            let entry = if kind.is_dir() {
+                walk(root, &path, out);
+                Entry::Dir
+            } else if kind.is_symlink() {
+                Entry::Link(fs::read_link(&path).expect("read link"))
+            } else if kind.is_file() {
+                Entry::File(fs::read(&path).expect("read file"))
+            } else {
+                Entry::Special
+            };
+            out.insert(name, entry);
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// Warnings logged through the `log` crate in this test binary since
+/// [`capture_warnings`] installed its logger.
+static WARNINGS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// The logger of [`capture_warnings`].
+struct WarningCapture;
+
+impl log::Log for WarningCapture {
+    fn enabled(&self, metadata: &log::Metadata) -> bool {
+        metadata.level() <= log::Level::Warn
+    }
+
+    fn log(&self, record: &log::Record) {
+        if self.enabled(record.metadata()) {
+            let text = record.args().to_string();
+            WARNINGS
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(text);
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// Installs a logger that keeps every warning, for [`warnings_about`]; the
+/// first call in a test binary installs it, later ones do nothing.
+pub fn capture_warnings() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        if log::set_logger(&WarningCapture).is_ok() {
+            log::set_max_level(log::LevelFilter::Warn);
+        }
+    });
+}
+
+/// The warnings captured so far whose text names `path` (a test's own
+/// temporary directory keeps tests running side by side apart).
+pub fn warnings_about(path: &Path) -> Vec<String> {
+    let needle = path.to_string_lossy();
+    WARNINGS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter(|w| w.contains(&*needle))
+        .cloned()
+        .collect()
+}
