@@ -8,8 +8,10 @@
 //!   of the [`Survival`] modes.
 //! - [`Mount`] mounts a disk (one boot) and gives it back when unmounted.
 //!
-//! The power-loss test of eventfold itself is `tests/power_loss.rs`; the
-//! README of this crate explains the model and how to run it.
+//! The power-loss test of eventfold itself is `tests/power_loss.rs`. The
+//! README below explains the model, the modes and how to run it.
+#![doc = ""]
+#![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
