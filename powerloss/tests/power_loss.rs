@@ -485,9 +485,37 @@ fn panic_text(payload: &Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_default()
 }
 
+/// The names of the four views, in the order of [`view_states`].
+const VIEW_NAMES: [&str; 4] = ["count", "sum", "chain", "others"];
+
+/// The states in the snapshot files the power cut left, read before
+/// eventfold opens the directory, as JSON in the order of
+/// [`view_states`]; `None` for a missing file.
+fn snapshot_states(data: &Path) -> Result<Vec<Option<serde_json::Value>>, Bad> {
+    let mut states = Vec::new();
+    for name in VIEW_NAMES {
+        let path = data.join("views").join(format!("{name}.snapshot.json"));
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                states.push(None);
+                continue;
+            }
+            Err(e) => return Err(format!("read the {name} snapshot: {e}").into()),
+        };
+        // Snapshots are written atomically: a power cut leaves an old one
+        // or a new one, never a damaged one.
+        let json: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| format!("the {name} snapshot was damaged by the power cut: {e}"))?;
+        states.push(Some(json["state"].clone()));
+    }
+    Ok(states)
+}
+
 /// The checks themselves, on a mounted image.
 fn check_recovered(mount: &Mount, said: &Transcript) -> Result<Checked, Bad> {
     let data = mount.path().join(DATA);
+    let on_disk = snapshot_states(&data)?;
     let mut log = views(&data)
         .open()
         .map_err(|e| format!("open after the power cut: {e}"))?;
@@ -530,30 +558,33 @@ fn check_recovered(mount: &Mount, said: &Transcript) -> Result<Checked, Bad> {
     let chain: Chain = serde_json::from_value(loaded[2].clone()).expect("a chain");
     ensure!(
         chain.count <= n,
-        "the chain snapshot is ahead of the log ({} events): {chain:?}",
-        n
+        "the chain view loaded a state ahead of the log ({n} events): {chain:?}"
     );
-    // The loaded views come from snapshots saved at different times; each
-    // must be the fold of some prefix of the history.
-    let mut matched = vec![false; loaded.len()];
+    // The snapshot files and the states the views loaded were saved at
+    // different times; each must be the fold of some prefix of the
+    // history, never of more.
+    let mut wanted: Vec<(usize, String, &serde_json::Value)> = Vec::new();
+    for (i, name) in VIEW_NAMES.iter().enumerate() {
+        wanted.push((i, format!("the {name} view loaded"), &loaded[i]));
+        if let Some(state) = &on_disk[i] {
+            wanted.push((i, format!("the {name} snapshot file holds"), state));
+        }
+    }
+    let mut matched = vec![false; wanted.len()];
     let mut prefix = Prefix::default();
     for k in 0..=events.len() {
         let states = prefix.states();
-        for (m, (state, loaded)) in matched.iter_mut().zip(states.iter().zip(&loaded)) {
-            *m |= state == loaded;
+        for (m, (i, _, state)) in matched.iter_mut().zip(&wanted) {
+            *m |= **state == states[*i];
         }
         if let Some(e) = events.get(k) {
             prefix.fold(e);
         }
     }
-    for ((name, state), ok) in ["count", "sum", "chain", "others"]
-        .iter()
-        .zip(&loaded)
-        .zip(matched)
-    {
+    for ((_, label, state), ok) in wanted.iter().zip(matched) {
         ensure!(
             ok,
-            "the {name} view loaded {state}, the fold of no prefix of the history"
+            "{label} {state}, the fold of no prefix of the history ({n} events)"
         );
     }
 
