@@ -28,7 +28,9 @@
 //!
 //! Recovery cuts nothing it has not verified. Before a roll-back, the
 //! archive bytes past `A` must decode as one zstd frame, possibly cut
-//! short, whose content so far is the start of `app.jsonl`; before a
+//! short, whose content so far is the start of `app.jsonl` (up to the
+//! first page that a power cut zeroed, if any: unsynced pages may come
+//! back as zeros, committed frames never hold such pages); before a
 //! roll-forward, they must be exactly one complete frame of `M` bytes whose
 //! checksum holds. A stale or forged record, or files damaged after the
 //! crash, give [`Error::Corrupt`](crate::Error::Corrupt) naming the file
@@ -366,7 +368,12 @@ fn check_partial_frame(
     let mut expected = vec![0; READ_BUF];
     // Where the line being compared starts in the active log.
     let mut line_start = 0;
-    let tail = decode_frame_tail(archive_path, start, |at, chunk| {
+    // A power cut can zero pages of the frame that were never synced:
+    // what follows the first such page cannot be checked, and is not
+    // needed to prove that the frame is this rotation's (committed frames
+    // hold no zeroed pages).
+    let end = lost_pages_start(archive_path, start)?;
+    let tail = decode_frame_tail(archive_path, (start, end), |at, chunk| {
         if at + chunk.len() as u64 > log_len {
             return Err(Error::corrupt(
                 archive_path,
@@ -420,7 +427,8 @@ fn check_partial_frame(
 /// all in the archive.
 fn check_complete_frame(archive_path: &Path, intent_path: &Path, intent: &Intent) -> Result<()> {
     let start = intent.archive_len;
-    let tail = decode_frame_tail(archive_path, start, |_, _| Ok(()))?;
+    let end = file_len(archive_path)?;
+    let tail = decode_frame_tail(archive_path, (start, end), |_, _| Ok(()))?;
     if tail.complete && tail.decoded == intent.log_len {
         return Ok(());
     }
@@ -445,6 +453,30 @@ fn check_complete_frame(archive_path: &Path, intent_path: &Path, intent: &Intent
     ))
 }
 
+/// Where, past `start`, the archive's unsynced bytes begin to show pages
+/// that a power cut lost: the first place from which the rest of a page
+/// (from `start` itself, or from a page boundary) to the end of that page
+/// or of the file is all zeros. The file's length if there is none.
+fn lost_pages_start(archive_path: &Path, start: u64) -> Result<u64> {
+    const PAGE: u64 = 4096;
+    let len = file_len(archive_path)?;
+    let mut file = File::open(archive_path).at(archive_path)?;
+    file.seek(io::SeekFrom::Start(start)).at(archive_path)?;
+    let mut reader = BufReader::with_capacity(READ_BUF, file);
+    let mut page = vec![0; PAGE as usize];
+    let mut at = start;
+    while at < len {
+        let next = ((at / PAGE + 1) * PAGE).min(len);
+        let bytes = &mut page[..(next - at) as usize];
+        reader.read_exact(bytes).at(archive_path)?;
+        if bytes.iter().all(|&b| b == 0) {
+            return Ok(at);
+        }
+        at = next;
+    }
+    Ok(len)
+}
+
 /// What the archive holds from a given byte on, decoded as one frame.
 struct FrameTail {
     /// Compressed bytes read.
@@ -455,20 +487,21 @@ struct FrameTail {
     complete: bool,
 }
 
-/// Decodes the archive from `start` to its end as one zstd frame, handing
+/// Decodes the archive from `start` to `end` as one zstd frame, handing
 /// each decoded chunk and its offset in the frame's content to `check`.
 /// A frame cut short is not an error (`complete` is false); bytes that are
 /// not a zstd frame, a failed checksum or bytes after the frame are
 /// [`Error::Corrupt`] naming the archive at the compressed offset.
 fn decode_frame_tail(
     archive_path: &Path,
-    start: u64,
+    (start, end): (u64, u64),
     mut check: impl FnMut(u64, &[u8]) -> Result<()>,
 ) -> Result<FrameTail> {
     use zstd::stream::raw::{Decoder, InBuffer, Operation, OutBuffer};
 
     let mut file = File::open(archive_path).at(archive_path)?;
     file.seek(io::SeekFrom::Start(start)).at(archive_path)?;
+    let mut file = file.take(end - start);
     let mut decoder = Decoder::new().at(archive_path)?;
     let mut input = vec![0; READ_BUF];
     let mut output = vec![0; READ_BUF];

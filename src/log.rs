@@ -1134,6 +1134,10 @@ fn lock_dir(dir: &Path) -> Result<File> {
 fn repair_tail(file: &File, log_path: &Path, torn_path: &Path) -> Result<u64> {
     let len = file.metadata().at(log_path)?.len();
     let mut reader = File::open(log_path).at(log_path)?;
+    if let Some(hole) = unsynced_hole(&mut reader, len).at(log_path)? {
+        let what = "an unsynced write that a power cut left with zeroed pages";
+        return cut_tail(file, &mut reader, (log_path, torn_path), hole, len, what);
+    }
     let keep = line_start_before(&mut reader, len).at(log_path)?;
     if keep == len {
         file.sync_data().at(log_path)?;
@@ -1152,19 +1156,98 @@ fn repair_tail(file: &File, log_path: &Path, torn_path: &Path) -> Result<u64> {
             return Ok(len + 1);
         }
     }
+    let what = "an incomplete last line";
+    cut_tail(file, &mut reader, (log_path, torn_path), keep, len, what)
+}
+
+/// Cuts `app.jsonl` (open as `file`, and as `reader`) at `keep`, after
+/// appending the bytes from there to `len`, as one line, to the torn-tail
+/// file and syncing them there, so that nothing is destroyed. Returns
+/// `keep`.
+fn cut_tail(
+    file: &File,
+    reader: &mut File,
+    (log_path, torn_path): (&Path, &Path),
+    keep: u64,
+    len: u64,
+    what: &str,
+) -> Result<u64> {
+    let tail_len = len - keep;
     let mut side = durable::open_append_own(torn_path)?;
     reader.seek(io::SeekFrom::Start(keep)).at(log_path)?;
-    io::copy(&mut (&mut reader).take(tail_len), &mut side).at(torn_path)?;
+    io::copy(&mut reader.take(tail_len), &mut side).at(torn_path)?;
     side.write_all(b"\n").at(torn_path)?;
     side.sync_data().at(torn_path)?;
     file.set_len(keep).at(log_path)?;
     file.sync_all().at(log_path)?;
     ::log::warn!(
-        "eventfold: cut an incomplete last line ({tail_len} bytes at offset {keep}) from {}; its bytes are kept in {}",
+        "eventfold: cut {what} ({tail_len} bytes at offset {keep}) from {}; its bytes are kept in {}",
         log_path.display(),
         torn_path.display()
     );
     Ok(keep)
+}
+
+/// The page size that file systems write back in: a page of a write that
+/// was not synced before a power cut can come back as zeros, whatever
+/// happened to the pages around it.
+const PAGE: u64 = 4096;
+/// The end of the log that every open looks at for zeros.
+const HOLE_PROBE: u64 = 64 * 1024;
+/// How far back from the end a hole is looked for once the probe finds
+/// zeros: the largest unsynced write that is repaired this way.
+const HOLE_WINDOW: u64 = 64 * 1024 * 1024;
+
+/// Finds where the unsynced end of the log starts when a power cut left
+/// a hole in it: the start of the line in which the hole begins.
+///
+/// The log's lines never hold a zero byte (JSON escapes control
+/// characters), and every byte up to the last successful `fdatasync` is
+/// durable, so only the write in flight at the cut (one append or batch,
+/// never acknowledged) can come back with some of its pages zeroed while
+/// later pages, and the file's new length, reached the disk. Such a hole
+/// is a run of zeros that ends at a page boundary or at the end of the
+/// file, and starts at a page boundary or just after a newline. When the
+/// last [`HOLE_PROBE`] bytes hold a zero, the last [`HOLE_WINDOW`] bytes
+/// are searched; if every run of zeros there has that shape, the earliest
+/// one marks the start of the unsynced write. Zeros of any other shape are
+/// damage of another kind (`None`): the reader reports them, with their
+/// offset, and nothing is cut.
+fn unsynced_hole(reader: &mut File, len: u64) -> io::Result<Option<u64>> {
+    let probe_start = len.saturating_sub(HOLE_PROBE);
+    let probe = reader::read_range(reader, probe_start, len)?;
+    if !probe.contains(&0) {
+        return Ok(None);
+    }
+    let start = len.saturating_sub(HOLE_WINDOW) / PAGE * PAGE;
+    let bytes = if start == probe_start {
+        probe
+    } else {
+        reader::read_range(reader, start, len)?
+    };
+    let mut earliest = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != 0 {
+            i += 1;
+            continue;
+        }
+        let run = i;
+        while i < bytes.len() && bytes[i] == 0 {
+            i += 1;
+        }
+        let (from, to) = (start + run as u64, start + i as u64);
+        let starts_clean = from % PAGE == 0 || (run > 0 && bytes[run - 1] == b'\n');
+        let ends_clean = to % PAGE == 0 || to == len;
+        if !(starts_clean && ends_clean) {
+            return Ok(None);
+        }
+        earliest.get_or_insert(from);
+    }
+    match earliest {
+        Some(from) => line_start_before(reader, from).map(Some),
+        None => Ok(None),
+    }
 }
 
 /// The file named by a failure, for the poison record.
@@ -1199,7 +1282,7 @@ fn cut_unacknowledged(log_path: &Path, len: u64, torn_path: &Path) -> Result<()>
     }
     let mut source = File::open(log_path).at(log_path)?;
     source.seek(io::SeekFrom::Start(len)).at(log_path)?;
-    let mut side = durable::open_append(torn_path)?;
+    let mut side = durable::open_append_own(torn_path)?;
     io::copy(&mut (&mut source).take(actual - len), &mut side).at(torn_path)?;
     side.write_all(b"\n").at(torn_path)?;
     side.sync_data().at(torn_path)?;

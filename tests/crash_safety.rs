@@ -244,6 +244,72 @@ fn torn_tails_of_successive_crashes_accumulate_one_line_each() {
     assert_eq!(kept.lines().count(), 2, "{kept:?}");
 }
 
+/// Zeros from the end of the log of `dir` up to the next 4 KiB page
+/// boundary: the unsynced part of the page a power cut lost.
+fn zeros_to_page_end(dir: &Path) -> Vec<u8> {
+    let len = file_size(&dir.join(LOG)) as usize;
+    vec![0; 4096 - len % 4096]
+}
+
+/// Reliability rule 4, found by the power-loss test: a file system that
+/// writes pages back out of order can lose the first page of an unsynced
+/// append (zeros) while keeping its last page, newline included. The log
+/// then opened and every read failed. The hole and all after it are now
+/// cut and kept aside like any torn tail.
+#[test]
+fn zeroed_page_before_the_end_of_an_unsynced_line_is_cut() {
+    let dir = committed_log(0, 3);
+    let line = line_of(3);
+    let tail = [
+        zeros_to_page_end(dir.path()),
+        line[line.len() / 2..].to_vec(),
+        b"\n".to_vec(),
+    ]
+    .concat();
+    check_torn_tail(dir.path(), 3, &tail);
+}
+
+/// The same with whole events of an unsynced batch after the hole, and
+/// whole zero pages between them: none was acknowledged, all are cut.
+#[test]
+fn zeroed_pages_inside_an_unsynced_batch_cut_the_whole_batch() {
+    let dir = committed_log(0, 3);
+    let mut tail = zeros_to_page_end(dir.path());
+    tail.extend(vec![0; 4096]);
+    for n in 4..40 {
+        tail.extend(line_of(n));
+        tail.push(b'\n');
+    }
+    let pad = 4096 - (file_size(&dir.path().join(LOG)) as usize + tail.len()) % 4096;
+    tail.extend(vec![0; pad]);
+    tail.extend(line_of(40));
+    tail.push(b'\n');
+    tail.extend(&line_of(41)[..10]);
+    check_torn_tail(dir.path(), 3, &tail);
+}
+
+/// Zeros that a lost page cannot explain (three bytes in the middle of
+/// the last line) are damage of another kind: nothing is cut, and reading
+/// reports the line with its offset.
+#[test]
+fn zeros_of_another_shape_in_the_last_line_are_reported_not_cut() {
+    let dir = committed_log(0, 3);
+    let log_path = dir.path().join(LOG);
+    let mut bytes = fs::read(&log_path).unwrap();
+    let last = bytes[..bytes.len() - 1]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .unwrap()
+        + 1;
+    bytes[last + 5..last + 8].fill(0);
+    fs::write(&log_path, &bytes).unwrap();
+    let log = open_with_views(dir.path());
+    assert_eq!(fs::read(&log_path).unwrap(), bytes, "open cut nothing");
+    assert!(!dir.path().join(TORN).exists());
+    let items: Vec<_> = log.read_full().unwrap().collect();
+    assert_eq!(corrupt_at(&items[2]), Some((log_path, last as u64)));
+}
+
 #[test]
 fn complete_corrupt_line_mid_log_is_an_error_not_a_torn_tail() {
     let dir = committed_log(0, 2);

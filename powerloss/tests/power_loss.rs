@@ -1154,16 +1154,16 @@ fn torn_append(mnt: &Path, n: u64, cut: Option<u64>) -> (Disk, u64) {
     (mount.unmount(), log_len)
 }
 
-/// Known failing case, found by `power_loss_pages` (for example seed 4,
+/// Pinned case (fixed: the open now cuts the hole as a torn tail), found by `power_loss_pages` (for example seed 4,
 /// crash point 13, a `fdatasync` of `app.jsonl`): an append whose line
 /// spans two pages is written but not yet synced when the power is cut;
 /// the disk kept the file's new size and the line's last page, but not
 /// its first page, which reads as zeros. The log now ends with a
 /// *complete* line (it has its newline) that is not an event. The open
-/// keeps it (only a last line without a newline is cut as torn), and from
-/// then on `read_full` and `refresh_all` fail with `Error::Corrupt` and a
-/// rotation refuses to run, although that line was never acknowledged and
-/// every acknowledged event is intact before it.
+/// kept it (only a last line without a newline was cut as torn), and from
+/// then on `read_full` and `refresh_all` failed with `Error::Corrupt` and
+/// a rotation refused to run, although that line was never acknowledged
+/// and every acknowledged event is intact before it.
 ///
 /// Replays without the workload: events `0..n` are acknowledged (`n` is
 /// the first event of more than one page), then the append of event `n`
