@@ -105,7 +105,7 @@ pub(crate) fn open_lines(path: &Path, len: u64) -> Result<Option<ArchiveLines>> 
         path.to_path_buf(),
         0,
         None,
-        " (offset in the decompressed archive)",
+        Some(len),
     )))
 }
 

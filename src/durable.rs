@@ -58,6 +58,14 @@ pub(crate) fn create_dir_all(dir: &Path) -> Result<bool> {
         }
         // Lost a race with another creator: the directory is there.
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(Error::io(
+            dir,
+            io::Error::new(
+                io::ErrorKind::NotADirectory,
+                "it exists and is not a directory: give eventfold a directory, or a path \
+                 that does not exist yet",
+            ),
+        )),
         Err(e) => Err(e).at(dir),
     }
 }

@@ -46,9 +46,9 @@ pub enum Error {
     Corrupt {
         /// The damaged file.
         path: PathBuf,
-        /// Byte offset of the damage. For the archive, see `detail`: it
-        /// says whether the offset is in the compressed file or in the
-        /// decompressed stream.
+        /// Byte offset of the damage. For a line of the archive, the offset
+        /// in the file of the frame that holds it; `detail` then names the
+        /// frame and the line's offset in the decompressed archive.
         offset: u64,
         /// What is wrong at that place.
         detail: String,
@@ -302,9 +302,18 @@ impl fmt::Display for Error {
             Error::DuplicateView { name } => {
                 write!(f, "a view named {name:?} is registered twice")
             }
+            Error::InvalidOffset { path, offset, len } if offset > len => write!(
+                f,
+                "offset {offset} is past the end of {} ({len} bytes): offsets count from the \
+                 start of the active log and start again at 0 after every rotation, so an \
+                 offset kept from before one can point past the end; read from 0, or from an \
+                 offset that append or read_from returned since",
+                path.display()
+            ),
             Error::InvalidOffset { path, offset, len } => write!(
                 f,
-                "offset {offset} is not the start of a line in {} (length {len})",
+                "offset {offset} is inside a line of {} (length {len}), not at its start: \
+                 pass 0, or an offset that append or read_from returned",
                 path.display()
             ),
             Error::EventTooLarge {

@@ -48,6 +48,7 @@ mod archive;
 mod durable;
 mod error;
 mod event;
+mod frames;
 mod log;
 mod reader;
 mod snapshot;

@@ -291,6 +291,15 @@ impl EventLogBuilder {
             return Err(e);
         }
         let dir = self.dir;
+        if dir.as_os_str().is_empty() {
+            return Err(Error::Io {
+                path: None,
+                source: io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "the data directory's path is empty: give a directory, such as \"./data\"",
+                ),
+            });
+        }
         durable::create_dir_all(&dir)?;
         let lock = lock_dir(&dir)?;
 
@@ -1000,7 +1009,7 @@ impl EventLog {
             self.log_path.clone(),
             offset,
             Some(self.len),
-            "",
+            None,
         ))
     }
 

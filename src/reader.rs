@@ -12,6 +12,7 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::error::{Error, Result, shorten};
 use crate::event::{Event, hash_hex, line_hash};
+use crate::frames;
 
 /// Capacity of the read buffers: large enough that a refresh over a big
 /// log makes few system calls.
@@ -41,8 +42,9 @@ pub(crate) struct Lines<R> {
     /// For the active log: where the acknowledged bytes end. Reaching the
     /// end of the file before it means the file shrank under us.
     end: Option<u64>,
-    /// Words added to error messages to say which bytes `pos` counts.
-    place: &'static str,
+    /// For the archive: its length in the file. Positions then count
+    /// bytes of the decompressed archive, and errors name the frame.
+    archive_len: Option<u64>,
     buf: Vec<u8>,
 }
 
@@ -52,14 +54,14 @@ impl<R: BufRead> Lines<R> {
         path: PathBuf,
         pos: u64,
         end: Option<u64>,
-        place: &'static str,
+        archive_len: Option<u64>,
     ) -> Self {
         Lines {
             reader,
             path,
             pos,
             end,
-            place,
+            archive_len,
             buf: Vec::new(),
         }
     }
@@ -149,8 +151,32 @@ impl<R: BufRead> Lines<R> {
         Ok(Some(self.pos))
     }
 
+    /// A `Corrupt` error at `offset` of the stream. In the archive it names
+    /// the frame that holds that byte of the decompressed archive, at the
+    /// frame's offset in the file.
     fn corrupt(&self, offset: u64, detail: String) -> Error {
-        Error::corrupt(&self.path, offset, format!("{detail}{}", self.place))
+        let Some(len) = self.archive_len else {
+            return Error::corrupt(&self.path, offset, detail);
+        };
+        match frames::frame_at(&self.path, len, offset) {
+            Some(frame) => Error::corrupt(
+                &self.path,
+                frame.start,
+                format!(
+                    "{detail}, in frame {} of the archive, which starts at this byte of the \
+                     file (byte {} of the decompressed archive, {} into that frame's content; \
+                     `zstd -d` decodes the frames before it)",
+                    frame.number,
+                    offset,
+                    offset - frame.content_start
+                ),
+            ),
+            None => Error::corrupt(
+                &self.path,
+                offset,
+                format!("{detail} (offset in the decompressed archive)"),
+            ),
+        }
     }
 
     /// Decoding errors from zstd arrive as I/O errors of these kinds.
@@ -301,6 +327,15 @@ impl ReadFrom {
     }
 }
 
+impl fmt::Debug for ReadFrom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReadFrom")
+            .field("path", &self.lines.path)
+            .field("offset", &self.lines.pos)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Iterator for ReadFrom {
     type Item = Result<(Event, u64, String)>;
 
@@ -362,6 +397,14 @@ impl ReadFull {
         self.archive = None;
         self.active = None;
         Some(Err(e))
+    }
+}
+
+impl fmt::Debug for ReadFull {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReadFull")
+            .field("in_archive", &self.archive.is_some())
+            .finish_non_exhaustive()
     }
 }
 

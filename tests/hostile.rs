@@ -611,3 +611,45 @@ fn reopen_while_another_thread_spawns_processes_is_not_locked() {
         locked[0]
     );
 }
+
+/// Reliability rule 10: a data directory that is a file was reported as
+/// "File exists (os error 17)", and an empty path as "I/O error on : No
+/// such file or directory". Each now says what is wrong and what to do.
+#[test]
+fn bad_data_directory_paths_are_explained() {
+    let dir = test_dir();
+    let file = dir.path().join("not-a-dir");
+    fs::write(&file, b"x").unwrap();
+    let error = EventLog::open(&file).unwrap_err();
+    let text = error.to_string();
+    assert!(text.contains("not a directory"), "{text}");
+    assert!(text.contains("not-a-dir"), "{text}");
+    assert!(!text.contains("os error 17"), "{text}");
+    assert!(
+        EventLog::open(file.join("below"))
+            .unwrap_err()
+            .to_string()
+            .contains("not a directory")
+    );
+
+    let text = EventLog::open("").unwrap_err().to_string();
+    assert!(text.contains("path is empty"), "{text}");
+}
+
+/// Reliability rule 10: `read_from` past the end said "not the start of a
+/// line"; it now says the offset is past the end and why that happens
+/// (offsets start again at 0 after a rotation).
+#[test]
+fn read_from_past_the_end_says_so() {
+    let dir = test_dir();
+    let mut log = EventLog::open(dir.path()).unwrap();
+    append_numbered(&mut log, 0..3);
+    let cursor = log.active_len();
+    log.rotate().unwrap();
+    let text = log.read_from(cursor).unwrap_err().to_string();
+    assert!(text.contains("past the end"), "{text}");
+    assert!(text.contains("rotation"), "{text}");
+    append_numbered(&mut log, 3..6);
+    let text = log.read_from(3).unwrap_err().to_string();
+    assert!(text.contains("inside a line"), "{text}");
+}
