@@ -6,7 +6,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::reader::MAX_LINE;
+
+/// The longest line eventfold writes or reads, newline excluded: 256 MiB.
+/// A longer line in a file can only be damage, and reading it whole could
+/// exhaust memory.
+pub(crate) const MAX_LINE: u64 = 256 * 1024 * 1024;
 
 /// One fact that happened in the application, as stored in the log.
 ///

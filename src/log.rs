@@ -18,10 +18,9 @@ use serde::de::DeserializeOwned;
 use crate::archive::{self, ARCHIVE_FILE};
 use crate::durable;
 use crate::error::{Error, IoContext, Result};
-use crate::event::{Event, hash_hex, line_hash};
+use crate::event::{Event, MAX_LINE, hash_hex, line_hash};
 use crate::reader::{
-    self, ActiveLines, ArchiveLines, Lines, MAX_LINE, READ_BUF, ReadFrom, ReadFull,
-    line_start_before,
+    self, ActiveLines, ArchiveLines, Lines, READ_BUF, ReadFrom, ReadFull, line_start_before,
 };
 use crate::snapshot::SNAPSHOT_SUFFIX;
 use crate::view::{AnyView, ReduceFn, View};

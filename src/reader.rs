@@ -11,17 +11,12 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::error::{Error, Result, shorten};
-use crate::event::{Event, hash_hex, line_hash};
+use crate::event::{Event, MAX_LINE, hash_hex, line_hash};
 use crate::frames;
 
 /// Capacity of the read buffers: large enough that a refresh over a big
 /// log makes few system calls.
 pub(crate) const READ_BUF: usize = 64 * 1024;
-
-/// The longest line eventfold writes or reads, newline excluded: 256 MiB.
-/// A longer line in a file can only be damage, and reading it whole could
-/// exhaust memory.
-pub(crate) const MAX_LINE: u64 = 256 * 1024 * 1024;
 
 /// One parsed line.
 pub(crate) struct LineEvent {
