@@ -2,7 +2,7 @@
 
 use super::Actions;
 use super::todo_item::TodoItem;
-use crate::server::get_todos;
+use crate::server::{AddTodo, get_todos};
 use crate::state::MAX_TEXT_CHARS;
 use leptos::html::Input;
 use leptos::prelude::*;
@@ -14,12 +14,23 @@ use leptos::prelude::*;
 pub fn TodoList(actions: Actions) -> impl IntoView {
     let todos = Resource::new(move || actions.version(), |_| get_todos());
 
-    // Empty the text box once the todo is saved (with JavaScript; without
-    // it, the page reloads with an empty box anyway).
+    // Empty the text box as soon as a todo is sent, so that the next one can
+    // be typed while it is saved; if it is refused, put its text back to be
+    // corrected, unless something else was typed meanwhile. (With
+    // JavaScript; without it, every post loads the page anew anyway.)
     let input = NodeRef::<Input>::new();
+    let sent = StoredValue::new(String::new());
     Effect::new(move |_| {
-        if let (Some(Ok(())), Some(input)) = (actions.add.value().get(), input.get()) {
+        if let (Some(AddTodo { text }), Some(input)) = (actions.add.input().get(), input.get()) {
             input.set_value("");
+            sent.set_value(text);
+        }
+    });
+    Effect::new(move |_| {
+        if let (Some(Err(_)), Some(input)) = (actions.add.value().get(), input.get())
+            && input.value().is_empty()
+        {
+            sent.with_value(|text| input.set_value(text));
         }
     });
     let add_error = move || actions.add.value().get().and_then(Result::err);
