@@ -241,14 +241,6 @@ fn an_event_of_10_mb_round_trips() {
     );
 }
 
-type Texts = Vec<(String, String)>;
-
-fn texts_reducer(mut state: Texts, event: &Event) -> Texts {
-    let text = event.data["text"].as_str().unwrap_or_default().to_owned();
-    state.push((event.event_type.clone(), text));
-    state
-}
-
 /// Strings that are hard to store as JSON Lines. (Lone surrogates cannot
 /// be in a Rust `String`, so they cannot reach the log: not tried.)
 fn hard_strings() -> Vec<String> {

@@ -91,10 +91,6 @@ use serde_json::{Value, json};
 
 use common::*;
 
-const LOG: &str = "app.jsonl";
-const ARCHIVE: &str = "archive.jsonl.zst";
-const INTENT: &str = "rotation.json";
-const TORN: &str = "app.jsonl.torn";
 const SNAPSHOTS: [&str; 3] = [
     "views/count.snapshot.json",
     "views/seq.snapshot.json",
@@ -726,20 +722,6 @@ proptest! {
     fn damage_is_reported_or_harmless(d in damage()) {
         let v = run_case(&d);
         prop_assert!(v.outcome.acceptable(), "{}: {}", v.outcome.label(), v.note);
-    }
-}
-
-/// A small fixed-seed generator, so that the sweep is the same on every
-/// run (splitmix64).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
     }
 }
 

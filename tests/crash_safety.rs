@@ -7,7 +7,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use eventfold::{Error, Event, EventLog};
@@ -15,11 +14,6 @@ use tempfile::TempDir;
 
 use common::*;
 
-const LOG: &str = "app.jsonl";
-const ARCHIVE: &str = "archive.jsonl.zst";
-const INTENT: &str = "rotation.json";
-const INTENT_TMP: &str = "rotation.json.tmp";
-const TORN: &str = "app.jsonl.torn";
 const VIEWS: [&str; 3] = ["count", "seq", "todos"];
 
 // ---------------------------------------------------------------- helpers
@@ -37,17 +31,6 @@ fn line_of(n: u64) -> Vec<u8> {
     numbered(n).to_json_line().expect("serialize").into_bytes()
 }
 
-/// Appends raw bytes to a file, creating it if needed: what a crashed
-/// writer leaves behind.
-fn append_raw(path: &Path, bytes: &[u8]) {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .and_then(|mut f| f.write_all(bytes))
-        .expect("append raw bytes");
-}
-
 /// Every file of the data directory and of `views/`, with its bytes.
 fn dir_files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut files = BTreeMap::new();
@@ -61,16 +44,6 @@ fn dir_files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
         }
     }
     files
-}
-
-/// A copy of a closed data directory.
-fn copy_dir(from: &Path) -> TempDir {
-    let to = test_dir();
-    fs::create_dir(to.path().join("views")).expect("create views/");
-    for (name, bytes) in dir_files(from) {
-        fs::write(to.path().join(name), bytes).expect("copy file");
-    }
-    to
 }
 
 /// A log with events `0..n` committed and every view refreshed, after a
@@ -166,7 +139,7 @@ fn check_torn_tail(dir: &Path, n: u64, tail: &[u8]) {
     let log_path = dir.join(LOG);
     let good = file_size(&log_path);
     let torn_before = fs::read(dir.join(TORN)).unwrap_or_default();
-    append_raw(&log_path, tail);
+    append_bytes(&log_path, tail);
 
     let mut log = open_with_views(dir);
     assert_eq!(file_size(&log_path), good, "torn tail cut off app.jsonl");
@@ -204,7 +177,7 @@ fn torn_half_line_is_cut_and_kept_aside() {
 fn complete_event_missing_only_its_newline_is_kept() {
     let dir = committed_log(0, 3);
     let log_path = dir.path().join(LOG);
-    append_raw(&log_path, &line_of(3));
+    append_bytes(&log_path, &line_of(3));
     let mut log = open_with_views(dir.path());
     assert!(!dir.path().join(TORN).exists(), "nothing was cut");
     assert_eq!(log.active_len(), file_size(&log_path));
@@ -315,8 +288,8 @@ fn complete_corrupt_line_mid_log_is_an_error_not_a_torn_tail() {
     let dir = committed_log(0, 2);
     let log_path = dir.path().join(LOG);
     let bad_at = file_size(&log_path);
-    append_raw(&log_path, b"not an event\n");
-    append_raw(&log_path, &[line_of(2), b"\n".to_vec()].concat());
+    append_bytes(&log_path, b"not an event\n");
+    append_bytes(&log_path, &[line_of(2), b"\n".to_vec()].concat());
     let bytes = fs::read(&log_path).unwrap();
 
     let mut log = open_with_views(dir.path());
@@ -422,7 +395,8 @@ impl Rotation {
     fn new(second: bool) -> Self {
         let archived = if second { 3 } else { 0 };
         let before = committed_log(archived, archived + 3);
-        let after = copy_dir(before.path());
+        let after = test_dir();
+        copy_data_dir(before.path(), after.path());
         open_with_views(after.path()).rotate().expect("rotate");
         Rotation {
             archive_len: file_size(&before.path().join(ARCHIVE)),
@@ -443,7 +417,8 @@ impl Rotation {
 
     /// A directory holding what a crash at `step` leaves on disk.
     fn crash_at(&self, step: Step) -> TempDir {
-        let dir = copy_dir(self.before.path());
+        let dir = test_dir();
+        copy_data_dir(self.before.path(), dir.path());
         let (d, after) = (dir.path(), self.after.path());
         if step >= Step::IntentWritten {
             fs::write(d.join(INTENT), self.intent()).unwrap();
@@ -452,7 +427,7 @@ impl Rotation {
         let a = self.archive_len as usize;
         match step {
             Step::Refreshed | Step::IntentWritten => {}
-            Step::ArchiveOpened => append_raw(&d.join(ARCHIVE), b""),
+            Step::ArchiveOpened => append_bytes(&d.join(ARCHIVE), b""),
             Step::PartialFrame => {
                 fs::write(d.join(ARCHIVE), &archive[..a + (archive.len() - a) / 2]).unwrap()
             }
@@ -632,7 +607,7 @@ fn garbled_intent_record_is_corrupt() {
 fn intent_log_len_matching_neither_log_nor_empty_is_corrupt() {
     for r in Rotation::both() {
         let longer = r.crash_at(Step::FrameWritten);
-        append_raw(
+        append_bytes(
             &longer.path().join(LOG),
             &[line_of(99), b"\n".to_vec()].concat(),
         );
@@ -699,7 +674,7 @@ fn crash_mid_batch_leaves_a_prefix_of_whole_events() {
     let cuts = (0..batch.len()).step_by(7).chain(newlines.iter().copied());
     for cut in cuts {
         let dir = committed_log(0, 3);
-        append_raw(&dir.path().join(LOG), &batch[..cut]);
+        append_bytes(&dir.path().join(LOG), &batch[..cut]);
         let complete = newlines.iter().filter(|&&i| i < cut).count();
         let whole = (complete + usize::from(newlines.contains(&cut))) as u64;
         let log = open_with_views(dir.path());

@@ -17,14 +17,14 @@ use std::fs;
 use std::io::{self, BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{
-    TestMount, all_events, append_numbered, counter_reducer, dir_contents, in_process_test,
-    numbers, open_with_views, replay, seq_reducer, spawning_test, test_dir,
+    KillOnDrop, TestMount, all_events, append_numbered, counter_reducer, dir_contents,
+    in_process_test, numbers, open_with_views, replay, seq_reducer, spawning_test, test_dir,
 };
 use eventfold::{Error, Event, EventLog};
 use serde_json::json;
@@ -461,16 +461,6 @@ fn child_racer() {
             );
             println!("\n@locked {id}");
         }
-    }
-}
-
-/// Kills a child when dropped, so that a failing test leaves none behind.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 

@@ -5,7 +5,6 @@
 mod common;
 
 use std::fs::{self, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use common::*;
@@ -64,11 +63,6 @@ fn assert_rebuilt(log: &EventLog, expected: &[u64]) {
     let snap = snapshot_json(log.dir(), "seq");
     assert_eq!(snap["state"], json!(expected));
     assert_eq!(snap["offset"], log.active_len());
-}
-
-fn append_raw(dir: &Path, bytes: &[u8]) {
-    let mut file = OpenOptions::new().append(true).open(active(dir)).unwrap();
-    file.write_all(bytes).unwrap();
 }
 
 // ---------------------------------------------------------------------------
@@ -215,9 +209,9 @@ fn offset_not_at_line_boundary_is_rebuilt() {
 fn corrupt_log_line_is_reported_not_skipped() {
     let dir = refreshed_log(0..3);
     let bad_at = file_size(&active(dir.path()));
-    append_raw(dir.path(), b"this is not an event\n");
-    append_raw(
-        dir.path(),
+    append_bytes(&active(dir.path()), b"this is not an event\n");
+    append_bytes(
+        &active(dir.path()),
         format!("{}\n", numbered(3).to_json_line().unwrap()).as_bytes(),
     );
     let before = fs::read(snapshot_file(dir.path(), "seq")).unwrap();

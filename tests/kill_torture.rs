@@ -37,17 +37,18 @@
 mod common;
 
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{archive_frames, counter_reducer, random_text, sum_reducer, test_dir};
-use eventfold::{Event, EventLog, EventLogBuilder};
-use serde::{Deserialize, Serialize};
+use common::workload::{Chain, chain_reducer, others_reducer, say, workload_log};
+use common::{
+    ARCHIVE, INTENT, INTENT_TMP, LOG, Rng, archive_frames, copy_data_dir, counter_reducer, env_u64,
+    mix, random_text, spawn_child_test, sum_reducer, test_dir,
+};
+use eventfold::{Event, EventLog};
 use serde_json::json;
 use tempfile::TempDir;
 
@@ -60,37 +61,8 @@ const CHILD_SEED: &str = "EVENTFOLD_TORTURE_CHILD_SEED";
 /// The child's `max_log_size`.
 const CHILD_MAX_LOG: &str = "EVENTFOLD_TORTURE_CHILD_MAX_LOG";
 
-const LOG: &str = "app.jsonl";
-const ARCHIVE: &str = "archive.jsonl.zst";
-const INTENT: &str = "rotation.json";
-const INTENT_TMP: &str = "rotation.json.tmp";
-
 /// A child never runs longer than this, even if its parent died.
 const CHILD_LIFETIME: Duration = Duration::from_secs(60);
-
-// ------------------------------------------------------------ randomness
-
-/// SplitMix64: small, seedable, good enough to pick operations and delays.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        mix(self.0)
-    }
-
-    /// A number in `lo..hi`.
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo)
-    }
-}
-
-/// The SplitMix64 finalizer: a well-spread hash of `x`.
-fn mix(mut x: u64) -> u64 {
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
 
 // ------------------------------------------------------ events and views
 
@@ -116,50 +88,7 @@ fn torture_event(n: u64) -> Event {
     Event::with_ts(kind, json!({"n": n, "pad": pad}), 1_700_000_000 + n)
 }
 
-/// An order-sensitive digest of the event numbers folded so far.
-#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
-struct Chain {
-    count: u64,
-    /// The number the next event should carry.
-    next: u64,
-    /// Events whose number was not `next`: must stay 0.
-    disorder: u64,
-    digest: u64,
-}
-
-fn chain_reducer(mut state: Chain, event: &Event) -> Chain {
-    let n = event.data["n"].as_u64().unwrap_or(u64::MAX);
-    if n != state.next {
-        state.disorder += 1;
-    }
-    state.next = n.wrapping_add(1);
-    state.count += 1;
-    state.digest = mix(state.digest ^ n ^ event.ts.rotate_left(32));
-    state
-}
-
-fn others_reducer(count: u64, event: &Event) -> u64 {
-    count + u64::from(event.event_type == "other")
-}
-
-/// The views every open in this test registers.
-fn torture_log(dir: &Path, max_log_size: u64) -> EventLogBuilder {
-    EventLog::builder(dir)
-        .max_log_size(max_log_size)
-        .view::<u64>("count", counter_reducer)
-        .view::<u64>("sum", sum_reducer)
-        .view::<Chain>("chain", chain_reducer)
-        .view::<u64>("others", others_reducer)
-}
-
 // ----------------------------------------------------------------- child
-
-fn env_u64(name: &str) -> u64 {
-    std::env::var(name)
-        .unwrap_or_else(|_| panic!("{name} is not set"))
-        .parse()
-        .unwrap_or_else(|_| panic!("{name} is not a number"))
-}
 
 /// The child writer: opens the directory (recovering whatever the last kill
 /// left), checks that its views continue from `START`, then writes until it
@@ -172,15 +101,8 @@ fn torture_child_writer() {
     };
     let start = env_u64(CHILD_START);
     let mut rng = Rng(env_u64(CHILD_SEED));
-    let mut out = std::io::stdout().lock();
-    // One write per line (a pipe write this small is atomic), flushed.
-    let mut say = |line: String| {
-        out.write_all(format!("\n{line}\n").as_bytes())
-            .and_then(|()| out.flush())
-            .expect("stdout");
-    };
 
-    let mut log = torture_log(Path::new(&dir), env_u64(CHILD_MAX_LOG))
+    let mut log = workload_log(Path::new(&dir), env_u64(CHILD_MAX_LOG))
         .open()
         .expect("open");
     let mut next = start;
@@ -225,17 +147,6 @@ fn torture_child_writer() {
 }
 
 // ---------------------------------------------------------------- parent
-
-/// Kills the child when dropped, so that a failing parent leaves no writer
-/// behind.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// What the child said before it was killed.
 #[derive(Debug, Default)]
@@ -337,31 +248,10 @@ fn observe_crash_state(dir: &Path, stats: &mut Stats) {
     }
 }
 
-/// Replaces `to` with a copy of the data directory `from` (files and
-/// `views/`).
-fn copy_data_dir(from: &Path, to: &Path) {
-    if to.exists() {
-        fs::remove_dir_all(to).expect("remove old copy");
-    }
-    for sub in ["", "views"] {
-        fs::create_dir_all(to.join(sub)).expect("create copy");
-        let Ok(entries) = fs::read_dir(from.join(sub)) else {
-            continue; // killed before views/ was created
-        };
-        for entry in entries {
-            let path = entry.expect("dir entry").path();
-            if path.is_file() {
-                let name = path.file_name().expect("a file name");
-                fs::copy(&path, to.join(sub).join(name)).expect("copy file");
-            }
-        }
-    }
-}
-
 /// Opens `dir` as the child would and checks everything the module docs
 /// list; returns its files as that open left them.
 fn check_dir(dir: &Path, max_log_size: u64) -> Files {
-    let mut log = torture_log(dir, max_log_size)
+    let mut log = workload_log(dir, max_log_size)
         .open()
         .unwrap_or_else(|e| panic!("open after the kill: {e}"));
     for leftover in [INTENT, INTENT_TMP] {
@@ -479,7 +369,7 @@ fn check_files(dir: &Path) -> Files {
 /// holds exactly the committed frames, those whose events are in the
 /// history, which every later round must keep.
 fn recovered_files(dir: &Path) -> Files {
-    let log = torture_log(dir, 0)
+    let log = workload_log(dir, 0)
         .open()
         .unwrap_or_else(|e| panic!("open without rotation after the kill: {e}"));
     drop(log);
@@ -594,33 +484,17 @@ fn run_and_kill(
     max_log: u64,
     delay: Duration,
 ) -> Vec<String> {
-    let exe = std::env::current_exe().expect("test binary path");
-    let stderr = fs::File::create(stderr_path).expect("create stderr file");
-    let child = Command::new(exe)
-        .args([
-            "--exact",
-            "torture_child_writer",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_DIR, data)
-        .env(CHILD_START, start.to_string())
-        .env(CHILD_SEED, seed.to_string())
-        .env(CHILD_MAX_LOG, max_log.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .expect("spawn the child writer");
-    let mut child = KillOnDrop(child);
-    let stdout = child.0.stdout.take().expect("piped stdout");
-    let reader = thread::spawn(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .filter(|line| line.starts_with('@'))
-            .collect::<Vec<_>>()
-    });
+    let (start, seed, max_log) = (start.to_string(), seed.to_string(), max_log.to_string());
+    let (mut child, reader) = spawn_child_test(
+        "torture_child_writer",
+        &[
+            (CHILD_DIR, data.as_os_str()),
+            (CHILD_START, start.as_ref()),
+            (CHILD_SEED, seed.as_ref()),
+            (CHILD_MAX_LOG, max_log.as_ref()),
+        ],
+        stderr_path,
+    );
 
     let deadline = Instant::now() + delay;
     loop {

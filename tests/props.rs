@@ -29,14 +29,6 @@ use common::*;
 /// event's type and text, so unicode must survive the snapshots.
 const VIEWS: [&str; 4] = ["count", "seq", "todos", "texts"];
 
-type Texts = Vec<(String, String)>;
-
-fn texts_reducer(mut state: Texts, event: &Event) -> Texts {
-    let text = event.data["text"].as_str().unwrap_or_default().to_owned();
-    state.push((event.event_type.clone(), text));
-    state
-}
-
 fn open(dir: &Path, max_log_size: u64) -> EventLog {
     builder_with_views(dir)
         .view::<Texts>("texts", texts_reducer)

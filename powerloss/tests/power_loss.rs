@@ -44,18 +44,21 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{archive_frames, counter_reducer, random_text, sum_reducer};
+use common::workload::{Chain, chain_reducer, others_reducer, say, workload_log};
+use common::{
+    INTENT, INTENT_TMP, LOG, Rng, archive_frames, counter_reducer, env_u64, mix, random_text,
+    spawn_child_test, sum_reducer,
+};
 use eventfold::{Event, EventLog, EventLogBuilder};
-use eventfold_powerloss::{Disk, Mount, PAGE, Survival, fuse_available, mix};
-use serde::{Deserialize, Serialize};
+use eventfold_powerloss::{Disk, Mount, PAGE, Survival, fuse_available};
 use serde_json::json;
 
 /// Set in the child's environment: the data directory to write to.
@@ -74,32 +77,12 @@ const MAX_LOG: u64 = 3000;
 
 /// The data directory, relative to the mount.
 const DATA: &str = "data";
-const LOG: &str = "app.jsonl";
-const INTENT: &str = "rotation.json";
-const INTENT_TMP: &str = "rotation.json.tmp";
 
 /// No boot of the writer runs longer than this.
 const WRITER_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The modes run one after the other: each mounts and spawns children.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-// ------------------------------------------------------------ randomness
-
-/// SplitMix64: small, seedable, enough to pick operations.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        mix(self.0)
-    }
-
-    /// A number in `lo..hi`.
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo)
-    }
-}
 
 // ------------------------------------------------------ events and views
 
@@ -132,41 +115,10 @@ fn event(n: u64) -> Event {
     Event::with_ts(kind, json!({"n": n, "pad": pad}), 1_700_000_000 + n)
 }
 
-/// An order-sensitive digest of the event numbers folded so far.
-#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
-struct Chain {
-    count: u64,
-    /// The number the next event should carry.
-    next: u64,
-    /// Events whose number was not `next`: must stay 0.
-    disorder: u64,
-    digest: u64,
-}
-
-fn chain_reducer(mut state: Chain, event: &Event) -> Chain {
-    let n = event.data["n"].as_u64().unwrap_or(u64::MAX);
-    if n != state.next {
-        state.disorder += 1;
-    }
-    state.next = n.wrapping_add(1);
-    state.count += 1;
-    state.digest = mix(state.digest ^ n ^ event.ts.rotate_left(32));
-    state
-}
-
-fn others_reducer(count: u64, event: &Event) -> u64 {
-    count + u64::from(event.event_type == "other")
-}
-
 /// The views every open in this test registers, and the writer's
 /// auto-rotation threshold (so that a recovery may rotate on open).
 fn views(dir: &Path) -> EventLogBuilder {
-    EventLog::builder(dir)
-        .max_log_size(MAX_LOG)
-        .view::<u64>("count", counter_reducer)
-        .view::<u64>("sum", sum_reducer)
-        .view::<Chain>("chain", chain_reducer)
-        .view::<u64>("others", others_reducer)
+    workload_log(dir, MAX_LOG)
 }
 
 /// The states of the four views, as JSON, in registration order.
@@ -215,13 +167,6 @@ fn folds(events: &[Event]) -> Vec<serde_json::Value> {
 }
 
 // ----------------------------------------------------------------- child
-
-fn env_u64(name: &str) -> u64 {
-    std::env::var(name)
-        .unwrap_or_else(|_| panic!("{name} is not set"))
-        .parse()
-        .unwrap_or_else(|_| panic!("{name} is not a number"))
-}
 
 /// The workload, run by the child writer: `steps` operations chosen by
 /// `seed`, each append or batch announced with `@try A B` and acknowledged
@@ -283,13 +228,6 @@ fn child_writer() {
     let Some(dir) = std::env::var_os(CHILD_DIR) else {
         return;
     };
-    let mut out = std::io::stdout().lock();
-    // One write per line (a pipe write this small is atomic), flushed.
-    let mut say = |line: String| {
-        out.write_all(format!("\n{line}\n").as_bytes())
-            .and_then(|()| out.flush())
-            .expect("stdout");
-    };
     run_workload(
         Path::new(&dir),
         env_u64(CHILD_SEED),
@@ -300,16 +238,6 @@ fn child_writer() {
 }
 
 // ------------------------------------------------------- the writer boot
-
-/// Kills the child when dropped, so that a failing test leaves no writer.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// What one boot of the writer left.
 struct WriterRun {
@@ -328,28 +256,18 @@ struct WriterRun {
 fn run_writer(mnt: &Path, disk: Disk, seed: u64, steps: u64, scratch: &Path) -> WriterRun {
     let mount = Mount::new(disk, mnt).expect("mount the test file system");
     let stderr_path = scratch.join("child.stderr");
-    let stderr = fs::File::create(&stderr_path).expect("create the child's stderr file");
-    let exe = std::env::current_exe().expect("test binary path");
-    let child = Command::new(exe)
-        .args(["--exact", "child_writer", "--nocapture", "--test-threads=1"])
-        .env(CHILD_DIR, mnt.join(DATA))
-        .env(CHILD_SEED, seed.to_string())
-        .env(CHILD_STEPS, steps.to_string())
-        .env("RUST_BACKTRACE", "0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .expect("spawn the child writer");
-    let mut child = KillOnDrop(child);
-    let stdout = child.0.stdout.take().expect("piped stdout");
-    let reader = thread::spawn(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .filter(|line| line.starts_with('@'))
-            .collect::<Vec<_>>()
-    });
+    let data = mnt.join(DATA);
+    let (seed, steps) = (seed.to_string(), steps.to_string());
+    let (mut child, reader) = spawn_child_test(
+        "child_writer",
+        &[
+            (CHILD_DIR, data.as_os_str()),
+            (CHILD_SEED, seed.as_ref()),
+            (CHILD_STEPS, steps.as_ref()),
+            ("RUST_BACKTRACE", "0".as_ref()),
+        ],
+        &stderr_path,
+    );
     let began = Instant::now();
     let status = loop {
         if mount.disk().is_cut() {

@@ -10,6 +10,19 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tempfile::TempDir;
 
+pub mod workload;
+
+/// The active log's file name in a data directory.
+pub const LOG: &str = "app.jsonl";
+/// The archive's file name.
+pub const ARCHIVE: &str = "archive.jsonl.zst";
+/// The rotation intent record's file name.
+pub const INTENT: &str = "rotation.json";
+/// The temporary file an intent record is written to before its rename.
+pub const INTENT_TMP: &str = "rotation.json.tmp";
+/// Where the open keeps the bytes it cut from a torn tail.
+pub const TORN: &str = "app.jsonl.torn";
+
 /// A fresh temporary directory, removed when dropped.
 pub fn test_dir() -> TempDir {
     tempfile::tempdir().expect("create a temporary directory")
@@ -358,17 +371,34 @@ pub fn standard_folds_json(events: &[Event]) -> Vec<serde_json::Value> {
 /// only to about three quarters of its size.
 pub fn random_text(seed: u64, len: usize) -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/";
-    let mut state = seed;
+    let mut rng = Rng(seed);
     (0..len)
-        .map(|_| {
-            // SplitMix64.
-            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut x = state;
-            x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            ALPHABET[((x ^ (x >> 31)) % 64) as usize] as char
-        })
+        .map(|_| ALPHABET[(rng.next() % 64) as usize] as char)
         .collect()
+}
+
+/// SplitMix64: small, seedable, good enough to pick operations, delays
+/// and damage, the same sequence for the same seed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next number of the sequence.
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        mix(self.0)
+    }
+
+    /// A number in `lo..hi`.
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo)
+    }
+}
+
+/// The SplitMix64 finalizer: a well-spread hash of `x`.
+pub fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
 }
 
 /// Orders the tests of one test binary around child processes.
@@ -425,6 +455,39 @@ pub fn append_bytes(path: &Path, bytes: &[u8]) {
         .open(path)
         .and_then(|mut f| f.write_all(bytes))
         .unwrap_or_else(|e| panic!("append to {}: {e}", path.display()));
+}
+
+/// Replaces `to` with a copy of the data directory `from`: its files and
+/// those of `views/` (created even if `from` has none, as after a kill
+/// before the first snapshot).
+pub fn copy_data_dir(from: &Path, to: &Path) {
+    if to.exists() {
+        fs::remove_dir_all(to).expect("remove old copy");
+    }
+    for sub in ["", "views"] {
+        fs::create_dir_all(to.join(sub)).expect("create copy");
+        let Ok(entries) = fs::read_dir(from.join(sub)) else {
+            continue; // killed before views/ was created
+        };
+        for entry in entries {
+            let path = entry.expect("dir entry").path();
+            if path.is_file() {
+                let name = path.file_name().expect("a file name");
+                fs::copy(&path, to.join(sub).join(name)).expect("copy file");
+            }
+        }
+    }
+}
+
+/// State of a view that keeps every event's type and `text` field, in
+/// order: text that must survive snapshots byte for byte.
+pub type Texts = Vec<(String, String)>;
+
+/// The reducer of [`Texts`].
+pub fn texts_reducer(mut state: Texts, event: &Event) -> Texts {
+    let text = event.data["text"].as_str().unwrap_or_default().to_owned();
+    state.push((event.event_type.clone(), text));
+    state
 }
 
 /// Runs `f` on a thread of its own and returns what it returns (or
@@ -545,4 +608,57 @@ pub fn warnings_about(path: &Path) -> Vec<String> {
         .filter(|w| w.contains(&*needle))
         .cloned()
         .collect()
+}
+
+/// The number in the environment variable `name` (as a child process
+/// reads its orders); panics if it is missing or not a number.
+pub fn env_u64(name: &str) -> u64 {
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set"))
+        .parse()
+        .unwrap_or_else(|_| panic!("{name} is not a number"))
+}
+
+/// Kills a child process when dropped, so that a failing test leaves none
+/// behind.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Re-runs this test binary as a child that runs only its test `test`,
+/// with the environment `envs`, its stderr in the file `stderr`. Returns
+/// the child (killed when dropped) and a thread that collects the lines
+/// of its stdout that start with `@`, up to its end.
+pub fn spawn_child_test(
+    test: &str,
+    envs: &[(&str, &std::ffi::OsStr)],
+    stderr: &Path,
+) -> (KillOnDrop, std::thread::JoinHandle<Vec<String>>) {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let exe = std::env::current_exe().expect("test binary path");
+    let stderr = fs::File::create(stderr).expect("create the child's stderr file");
+    let child = std::process::Command::new(exe)
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .envs(envs.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn the child writer");
+    let mut child = KillOnDrop(child);
+    let stdout = child.0.stdout.take().expect("piped stdout");
+    let reader = std::thread::spawn(move || {
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .filter(|line| line.starts_with('@'))
+            .collect::<Vec<_>>()
+    });
+    (child, reader)
 }
