@@ -514,9 +514,10 @@ impl EventLog {
             .and_then(|()| self.file.sync_data());
         if let Err(e) = written {
             // Take back whatever part of the lines reached the file, so that
-            // an append that failed is not in the log after a reopen. If even
-            // that fails, the reopen cuts a partial line; a complete one may
-            // remain. Either way the log refuses writes until reopened.
+            // an append that failed is not in the log. If even that fails,
+            // `recover` cuts the file back to `self.len` (a reopen cuts a
+            // partial line; a complete one may remain). Either way the log
+            // refuses writes until recovered or reopened.
             let rolled_back = self
                 .file
                 .set_len(self.len)
