@@ -18,7 +18,7 @@
 //! after refresh_all:
 //! todos: 0 open
 //! snapshots: stats.snapshot.json, todos.snapshot.json
-//! views/stats.snapshot.json: {"state":{"added":4,"completed":3},"offset":526,"hash":"3d6fbc6c65fd6c53","archive_len":0,"checksum":"c1002225b15e5deb"}
+//! views/stats.snapshot.json: {"state":{"added":4,"completed":3},"offset":590,"hash":"d7e64e9577abf8fe","archive_len":0,"seq":8,"checksum":"70428ada1e8137fe"}
 //! ```
 
 use std::error::Error;

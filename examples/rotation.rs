@@ -6,9 +6,9 @@
 //! $ cargo run --example rotation
 //! data directory: /tmp/eventfold-example-rotation
 //! directory: app.jsonl  views/
-//! event 10: app.jsonl was 450 bytes, over 400, so append rotated it first
-//! directory: app.jsonl  archive.jsonl.zst  views/
-//! event 18: app.jsonl was 408 bytes, over 400, so append rotated it first
+//! event 8: app.jsonl was 406 bytes, over 400, so append rotated it first
+//! directory: app.jsonl  archive.index.jsonl  archive.jsonl.zst  views/
+//! event 15: app.jsonl was 415 bytes, over 400, so append rotated it first
 //! view: 20 readings, last #20, 0 out of sequence
 //! after rotate(): app.jsonl is 0 bytes
 //! view: 25 readings, last #25, 0 out of sequence
@@ -75,15 +75,15 @@ fn run() -> Result<(), Box<dyn Error>> {
         .view::<Seen>("seen", seen)
         .open()?;
 
-    // Every line is `{"type":"reading","data":{"n":N},"ts":T}`, about 50
-    // bytes (fixed timestamps keep the sizes the same on every run). An
+    // Every line is `{"type":"reading","data":{"n":N},"ts":T,"seq":S}`, about
+    // 60 bytes (fixed timestamps keep the sizes the same on every run). An
     // append that finds app.jsonl over 400 bytes rotates it first, then
     // writes its event at offset 0 of the fresh log.
-    for n in 1..=9 {
+    for n in 1..=7 {
         append(&mut log, n)?;
     }
     list(&dir)?;
-    for n in 10..=12 {
+    for n in 8..=12 {
         append(&mut log, n)?;
     }
     list(&dir)?;

@@ -358,3 +358,16 @@ pub(crate) fn sweep_tmp(dir: &Path, suffix: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// Length of the file at `path`, 0 if it does not exist.
+pub(crate) fn file_len(path: &Path) -> Result<u64> {
+    match fs::metadata(path) {
+        Ok(m) if !m.is_file() => Err(Error::io(
+            path,
+            io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
+        )),
+        Ok(m) => Ok(m.len()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(e).at(path),
+    }
+}

@@ -103,6 +103,24 @@ pub enum Error {
         /// The length of the active log.
         len: u64,
     },
+    /// A conditional append
+    /// ([`EventLog::append_if`](crate::EventLog::append_if)) found that
+    /// other events were appended since the caller read the log: nothing
+    /// was written.
+    Conflict {
+        /// The next sequence number the caller expected.
+        expected: u64,
+        /// The actual next sequence number.
+        actual: u64,
+    },
+    /// A sequence number past the end of the history.
+    InvalidSeq {
+        /// The sequence number asked for.
+        seq: u64,
+        /// The next sequence number: the history holds events `0` to
+        /// `next_seq - 1`.
+        next_seq: u64,
+    },
     /// An event whose JSON line would be longer than eventfold's limit of
     /// 256 MiB; it is not written.
     EventTooLarge {
@@ -315,6 +333,20 @@ impl fmt::Display for Error {
                 "offset {offset} is inside a line of {} (length {len}), not at its start: \
                  pass 0, or an offset that append or read_from returned",
                 path.display()
+            ),
+            Error::Conflict { expected, actual } => write!(
+                f,
+                "conditional append refused: it expected event {expected} to be the next, but \
+                 the log already holds {actual} events; nothing was written (read the state \
+                 again and decide again)"
+            ),
+            Error::InvalidSeq { seq, next_seq: 0 } => {
+                write!(f, "there is no event {seq}: the history is empty")
+            }
+            Error::InvalidSeq { seq, next_seq } => write!(
+                f,
+                "there is no event {seq}: the history holds events 0 to {}",
+                next_seq - 1
             ),
             Error::EventTooLarge {
                 event_type,

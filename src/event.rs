@@ -1,9 +1,10 @@
 //! The event type and its one-line JSON form.
 
+use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 
@@ -14,16 +15,29 @@ pub(crate) const MAX_LINE: u64 = 256 * 1024 * 1024;
 
 /// One fact that happened in the application, as stored in the log.
 ///
-/// An event is a type name, arbitrary JSON data and a timestamp. The log has
-/// no opinion about the shape of `data`: it stores what it is given, and
+/// An event is a type name, arbitrary JSON data and a timestamp, and
+/// optionally an id and metadata chosen by the caller. The log has no
+/// opinion about the shape of `data`: it stores what it is given, and
 /// reducers give events their meaning.
 ///
 /// In `app.jsonl` an event is exactly one line of compact JSON, with the
-/// type under the key `"type"`:
+/// type under the key `"type"`, followed by the event's sequence number,
+/// `"seq"`, which the log adds (see [`EventLog::next_seq`]):
 ///
 /// ```text
-/// {"type":"todo_added","data":{"text":"buy milk"},"ts":1764028800}
+/// {"type":"todo_added","data":{"text":"buy milk"},"ts":1764028800,"seq":0}
 /// ```
+///
+/// `id` and `meta` appear only when they are set, so an event without
+/// them is stored exactly as eventfold has always stored it (lines
+/// written before sequence numbers existed have no `"seq"` either: their
+/// position is their place in the file):
+///
+/// ```text
+/// {"type":"deposited","data":{"amount":5},"ts":1764028800,"id":"7f3a","meta":{"actor":"ana"},"seq":1}
+/// ```
+///
+/// [`EventLog::next_seq`]: crate::EventLog::next_seq
 ///
 /// # Examples
 ///
@@ -45,6 +59,21 @@ pub struct Event {
     pub data: Value,
     /// When the event was created, in seconds since the Unix epoch.
     pub ts: u64,
+    /// An identifier chosen by the caller (a UUID or a ULID, say), or
+    /// `None`. eventfold stores it and gives it back; it does not check
+    /// that ids are unique. With [`EventLog::append_if`] it makes a
+    /// retried append exactly-once (see there). Serialized as `"id"`,
+    /// and left out of the line when `None`.
+    ///
+    /// [`EventLog::append_if`]: crate::EventLog::append_if
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Free-form metadata about the event rather than of it: who caused it,
+    /// correlation and causation ids, a request id. `None`, or a JSON
+    /// object; serialized as `"meta"`, and left out of the line when
+    /// `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<Map<String, Value>>,
 }
 
 impl Event {
@@ -115,11 +144,64 @@ impl Event {
             event_type: event_type.into(),
             data,
             ts,
+            id: None,
+            meta: None,
         }
     }
 
-    /// Serializes the event as it is stored in the log: compact JSON on one
-    /// line, without the trailing newline.
+    /// Sets the event's [`id`](Event::id).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::Event;
+    /// use serde_json::json;
+    ///
+    /// let event = Event::with_ts("paid", json!({"amount": 5}), 7).with_id("01JF8Z3K");
+    /// assert_eq!(event.id.as_deref(), Some("01JF8Z3K"));
+    /// assert_eq!(
+    ///     event.to_json_line()?,
+    ///     r#"{"type":"paid","data":{"amount":5},"ts":7,"id":"01JF8Z3K"}"#
+    /// );
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// Adds one entry to the event's [`meta`](Event::meta)data, creating
+    /// the object on the first call; a key set twice keeps the last value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::Event;
+    /// use serde_json::json;
+    ///
+    /// let event = Event::with_ts("paid", json!(5), 7)
+    ///     .with_meta("actor", json!("ana"))
+    ///     .with_meta("correlation_id", json!("req-19"));
+    /// let meta = event.meta.as_ref().expect("set above");
+    /// assert_eq!(meta["actor"], "ana");
+    /// assert_eq!(
+    ///     event.to_json_line()?,
+    ///     r#"{"type":"paid","data":5,"ts":7,"meta":{"actor":"ana","correlation_id":"req-19"}}"#
+    /// );
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_meta(mut self, key: impl Into<String>, value: Value) -> Self {
+        self.meta
+            .get_or_insert_with(Map::new)
+            .insert(key.into(), value);
+        self
+    }
+
+    /// Serializes the event as compact JSON on one line, without the
+    /// trailing newline: the line the log stores, but for the `"seq"` the
+    /// log adds at its end.
     ///
     /// JSON escapes every control character inside strings, so the result
     /// never contains a newline, whatever the event holds.
@@ -144,8 +226,7 @@ impl Event {
     /// [`Error::EventTooLarge`] if the line would exceed 256 MiB.
     pub fn to_json_line(&self) -> Result<String> {
         let mut buf = Vec::new();
-        self.write_line(&mut buf)?;
-        buf.pop();
+        self.serialize_checked(&mut buf)?;
         // serde_json only ever writes UTF-8.
         Ok(String::from_utf8(buf).expect("serde_json writes UTF-8"))
     }
@@ -171,31 +252,88 @@ impl Event {
         serde_json::from_str(line)
     }
 
-    /// Appends the event's line, newline included, to `buf`, after
-    /// checking that it reads back exactly as it is.
-    pub(crate) fn write_line(&self, buf: &mut Vec<u8>) -> Result<()> {
-        if let Err(reason) = check_readable(&self.data, 0) {
+    /// Appends the event's stored line, with sequence number `seq` and its
+    /// newline, to `buf`, after checking that it reads back exactly as it
+    /// is. On error `buf` is as it was.
+    pub(crate) fn write_line(&self, buf: &mut Vec<u8>, seq: u64) -> Result<()> {
+        let start = buf.len();
+        self.serialize_checked(buf)?;
+        // The event's JSON is an object: its closing brace makes way for
+        // the sequence number.
+        buf.pop();
+        writeln!(buf, ",\"seq\":{seq}}}").expect("writing to a Vec succeeds");
+        if (buf.len() - start - 1) as u64 > MAX_LINE {
+            let size = (buf.len() - start - 1) as u64;
+            buf.truncate(start);
+            return Err(self.too_large(size));
+        }
+        Ok(())
+    }
+
+    /// Appends the event's JSON to `buf` after checking that it reads back
+    /// exactly as it is. On error `buf` is as it was.
+    fn serialize_checked(&self, buf: &mut Vec<u8>) -> Result<()> {
+        let checked = check_readable(&self.data, 0).and_then(|()| match &self.meta {
+            Some(meta) => check_object(meta, 0),
+            None => Ok(()),
+        });
+        if let Err(reason) = checked {
             return Err(Error::InvalidEvent {
                 event_type: self.event_type.clone(),
                 reason,
             });
         }
         let start = buf.len();
-        serde_json::to_writer(&mut *buf, self).map_err(|source| Error::Serialize {
-            what: format!("event of type {:?}", self.event_type),
-            source,
-        })?;
+        if let Err(source) = serde_json::to_writer(&mut *buf, self) {
+            buf.truncate(start);
+            return Err(Error::Serialize {
+                what: format!("event of type {:?}", self.event_type),
+                source,
+            });
+        }
         let size = (buf.len() - start) as u64;
         if size > MAX_LINE {
             buf.truncate(start);
-            return Err(Error::EventTooLarge {
-                event_type: self.event_type.clone(),
-                size,
-                max: MAX_LINE,
-            });
+            return Err(self.too_large(size));
         }
-        buf.push(b'\n');
         Ok(())
+    }
+
+    fn too_large(&self, size: u64) -> Error {
+        Error::EventTooLarge {
+            event_type: self.event_type.clone(),
+            size,
+            max: MAX_LINE,
+        }
+    }
+}
+
+/// A line of the log as it is read: an [`Event`] and, for lines written
+/// since sequence numbers exist, its `seq`.
+#[derive(Deserialize)]
+pub(crate) struct StoredLine {
+    #[serde(rename = "type")]
+    event_type: String,
+    data: Value,
+    ts: u64,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    meta: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub(crate) seq: Option<u64>,
+}
+
+impl StoredLine {
+    /// The event of the line.
+    pub(crate) fn into_event(self) -> Event {
+        Event {
+            event_type: self.event_type,
+            data: self.data,
+            ts: self.ts,
+            id: self.id,
+            meta: self.meta,
+        }
     }
 }
 
@@ -211,13 +349,6 @@ pub(crate) const RESERVED_KEY: &str = "$serde_json::private::RawValue";
 /// The walk stops at the first problem, so it never recurses deeper than
 /// [`Event::MAX_DEPTH`].
 fn check_readable(value: &Value, depth: usize) -> std::result::Result<(), String> {
-    let too_deep = || {
-        format!(
-            "its data nests arrays and objects more than {} deep, which serde_json \
-             cannot read back",
-            Event::MAX_DEPTH
-        )
-    };
     match value {
         Value::Array(items) => {
             if depth >= Event::MAX_DEPTH {
@@ -225,20 +356,31 @@ fn check_readable(value: &Value, depth: usize) -> std::result::Result<(), String
             }
             items.iter().try_for_each(|c| check_readable(c, depth + 1))
         }
-        Value::Object(map) => {
-            if map.contains_key(RESERVED_KEY) {
-                return Err(format!(
-                    "its data has an object with the key {RESERVED_KEY:?}, which serde_json \
-                     reserves and would not read back as written"
-                ));
-            }
-            if depth >= Event::MAX_DEPTH {
-                return Err(too_deep());
-            }
-            map.values().try_for_each(|c| check_readable(c, depth + 1))
-        }
+        Value::Object(map) => check_object(map, depth),
         _ => Ok(()),
     }
+}
+
+/// Why data nested past [`Event::MAX_DEPTH`] is refused.
+fn too_deep() -> String {
+    format!(
+        "it nests arrays and objects more than {} deep, which serde_json cannot read back",
+        Event::MAX_DEPTH
+    )
+}
+
+/// [`check_readable`] for an object.
+fn check_object(map: &Map<String, Value>, depth: usize) -> std::result::Result<(), String> {
+    if map.contains_key(RESERVED_KEY) {
+        return Err(format!(
+            "it has an object with the key {RESERVED_KEY:?}, which serde_json reserves and \
+             would not read back as written"
+        ));
+    }
+    if depth >= Event::MAX_DEPTH {
+        return Err(too_deep());
+    }
+    map.values().try_for_each(|c| check_readable(c, depth + 1))
 }
 
 /// The hash of one stored line (without its newline): xxh3-64.

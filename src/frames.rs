@@ -12,6 +12,11 @@ use std::fs::File;
 use std::io::{self, Read, Seek};
 use std::path::Path;
 
+use crate::error::{Error, IoContext, Result};
+
+/// Size of the buffers [`decode`] reads and decodes through.
+const DECODE_BUF: usize = 64 * 1024;
+
 /// One frame of the archive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Frame {
@@ -55,10 +60,18 @@ pub(crate) fn frame_at(path: &Path, len: u64, offset: u64) -> Option<Frame> {
     })
 }
 
+/// The 4 bytes that start every zstd frame.
+const MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// Whether a zstd frame's magic number is at `offset`.
+pub(crate) fn starts_frame(file: &mut File, offset: u64) -> io::Result<bool> {
+    let mut magic = [0u8; 4];
+    Ok(read_at(file, offset, &mut magic)? == 4 && magic == MAGIC)
+}
+
 /// The compressed size and content size of the frame at `start`, `None`
 /// if it is not a whole, well-formed frame within `len` bytes.
-fn walk(file: &mut File, start: u64, len: u64) -> io::Result<Option<(u64, u64)>> {
-    const MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+pub(crate) fn walk(file: &mut File, start: u64, len: u64) -> io::Result<Option<(u64, u64)>> {
     let mut header = [0u8; 18];
     let n = read_at(file, start, &mut header[..(len - start).min(18) as usize])?;
     let header = &header[..n];
@@ -121,4 +134,90 @@ fn read_at(file: &mut File, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(filled)
+}
+
+/// One zstd frame of the archive, as [`decode`] found it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct FrameTail {
+    /// Compressed bytes read.
+    pub(crate) compressed: u64,
+    /// Bytes of content they decode to.
+    pub(crate) decoded: u64,
+    /// Newlines in that content: the lines it holds.
+    pub(crate) lines: u64,
+    /// The last byte of that content, if any.
+    pub(crate) last: Option<u8>,
+    /// Whether the frame ended (its checksum verified).
+    pub(crate) complete: bool,
+}
+
+/// Decodes the file from `start` to `end` as a sequence of zstd frames,
+/// handing each decoded chunk and its offset in their content (counted
+/// across the frames) to `check`. Returns the frames, each complete but
+/// perhaps the last, which may be cut short (not an error). Bytes that are
+/// not a zstd frame or a failed checksum are [`Error::Corrupt`] naming the
+/// file at the compressed offset, their message ended by `context`.
+pub(crate) fn decode(
+    archive_path: &Path,
+    (start, end): (u64, u64),
+    context: &str,
+    mut check: impl FnMut(u64, &[u8]) -> Result<()>,
+) -> Result<Vec<FrameTail>> {
+    use zstd::stream::raw::{Decoder, InBuffer, Operation, OutBuffer};
+
+    let mut file = File::open(archive_path).at(archive_path)?;
+    file.seek(io::SeekFrom::Start(start)).at(archive_path)?;
+    let mut file = file.take(end - start);
+    let mut decoder = Decoder::new().at(archive_path)?;
+    let mut input = vec![0; DECODE_BUF];
+    let mut output = vec![0; DECODE_BUF];
+    let mut frames = Vec::new();
+    let mut frame = FrameTail::default();
+    // Compressed bytes of the frames before `frame`, and content before it.
+    let (mut before, mut content) = (start, 0);
+    loop {
+        let n = file.read(&mut input).at(archive_path)?;
+        if n == 0 {
+            if frame.compressed > 0 {
+                frames.push(frame);
+            }
+            return Ok(frames);
+        }
+        let mut chunk = InBuffer::around(&input[..n]);
+        loop {
+            let at = chunk.pos();
+            let mut out = OutBuffer::around(&mut output[..]);
+            let hint = decoder.run(&mut chunk, &mut out).map_err(|e| {
+                Error::corrupt(
+                    archive_path,
+                    before + frame.compressed,
+                    format!("the bytes here are not a zstd frame: {e}{context}"),
+                )
+            })?;
+            frame.compressed += (chunk.pos() - at) as u64;
+            let produced = out.pos();
+            let produced = &output[..produced];
+            check(content, produced)?;
+            content += produced.len() as u64;
+            frame.decoded += produced.len() as u64;
+            frame.lines += produced.iter().filter(|&&b| b == b'\n').count() as u64;
+            if let Some(&b) = produced.last() {
+                frame.last = Some(b);
+            }
+            if hint == 0 {
+                frame.complete = true;
+                before += frame.compressed;
+                frames.push(frame);
+                frame = FrameTail::default();
+                decoder.reinit().at(archive_path)?;
+                if chunk.pos() == n {
+                    break;
+                }
+                continue;
+            }
+            if chunk.pos() == n && produced.len() < output.len() {
+                break;
+            }
+        }
+    }
 }

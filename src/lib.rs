@@ -44,22 +44,25 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-mod archive;
 mod durable;
 mod error;
 mod event;
 mod frames;
+mod history;
+mod index;
 mod log;
 mod reader;
+mod rotation;
 mod snapshot;
+mod tail;
 mod view;
 
 pub use crate::error::{Error, Result};
 pub use crate::event::Event;
 pub use crate::log::{EventLog, EventLogBuilder};
-pub use crate::reader::{ReadFrom, ReadFull};
+pub use crate::reader::{ReadFrom, ReadFull, ReadSeq};
 pub use crate::snapshot::Snapshot;
-pub use crate::view::{ReduceFn, View};
+pub use crate::view::{ReduceFn, ReduceSeqFn, View};
 
 /// The README's code, compiled and run as doctests so it cannot go stale.
 #[cfg(doctest)]

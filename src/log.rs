@@ -4,9 +4,8 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::fs::{File, TryLockError};
-use std::io::{self, BufReader, Read, Seek, Write};
+use std::io::{self, Write};
 use std::mem;
-use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
@@ -15,25 +14,18 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::archive::{self, ARCHIVE_FILE};
 use crate::durable;
 use crate::error::{Error, IoContext, Result};
-use crate::event::{Event, MAX_LINE, hash_hex, line_hash};
-use crate::reader::{
-    self, ActiveLines, ArchiveLines, Lines, READ_BUF, ReadFrom, ReadFull, line_start_before,
-};
+use crate::event::Event;
+use crate::history::{History, Paths, VIEWS_DIR};
+use crate::reader::{ReadFrom, ReadFull, ReadSeq};
+use crate::rotation;
 use crate::snapshot::SNAPSHOT_SUFFIX;
-use crate::view::{AnyView, ReduceFn, View};
+use crate::tail;
+use crate::view::{AnyView, ReduceFn, ReduceSeqFn, View};
 
-/// Source of [`EventLog::id`]s.
+/// Source of the identities that tell one open log from another.
 static NEXT_LOG_ID: AtomicU64 = AtomicU64::new(1);
-
-/// File name of the active log inside the data directory.
-pub(crate) const LOG_FILE: &str = "app.jsonl";
-/// File that keeps the bytes of torn tails cut from the active log.
-pub(crate) const TORN_FILE: &str = "app.jsonl.torn";
-/// Name of the snapshot directory inside the data directory.
-pub(crate) const VIEWS_DIR: &str = "views";
 
 /// An append-only event log in a directory, with its registered views.
 ///
@@ -74,20 +66,12 @@ pub(crate) const VIEWS_DIR: &str = "views";
 /// # Ok::<(), eventfold::Error>(())
 /// ```
 pub struct EventLog {
-    pub(crate) dir: PathBuf,
-    pub(crate) log_path: PathBuf,
-    pub(crate) archive_path: PathBuf,
-    pub(crate) views_dir: PathBuf,
+    /// The files and how much of them is acknowledged: what views read.
+    history: History,
     /// `app.jsonl`, opened for reading and appending.
-    pub(crate) file: File,
-    /// Bytes of `app.jsonl` written and synced: the acknowledged log.
-    pub(crate) len: u64,
-    /// Bytes of `archive.jsonl.zst`; 0 when there is none.
-    pub(crate) archive_len: u64,
-    pub(crate) max_log_size: u64,
-    pub(crate) views: Vec<Box<dyn AnyView>>,
-    /// Set after a failed write or sync: the file that failed.
-    pub(crate) poisoned: Option<PathBuf>,
+    file: File,
+    max_log_size: u64,
+    views: Vec<Box<dyn AnyView>>,
     /// Holds the directory's lock for as long as the log is open.
     _lock: File,
     /// Reused serialization buffer for appends.
@@ -95,10 +79,7 @@ pub struct EventLog {
     /// Bytes at the start of the active log known to hold valid events
     /// (written by this log, or read by a full pass); rotation checks the
     /// rest before moving it into the archive.
-    pub(crate) checked_len: u64,
-    /// Distinguishes this open log from any other, so that a view knows
-    /// whether its in-memory position refers to this log.
-    pub(crate) id: u64,
+    checked_len: u64,
 }
 
 /// Configures and opens an [`EventLog`]: the directory, the auto-rotation
@@ -202,7 +183,47 @@ impl EventLogBuilder {
     /// ```
     ///
     /// An invalid or repeated name is reported by [`open`](Self::open).
-    pub fn view<S>(mut self, name: &str, reducer: ReduceFn<S>) -> Self
+    pub fn view<S>(self, name: &str, reducer: ReduceFn<S>) -> Self
+    where
+        S: Serialize + DeserializeOwned + Default + Clone + Send + 'static,
+    {
+        self.register(name, |dir| View::new(name, reducer, dir))
+    }
+
+    /// Registers a view whose reducer also gets each event's sequence
+    /// number (see [`ReduceSeqFn`]); otherwise the same as
+    /// [`view`](Self::view).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::{Event, EventLog};
+    /// use serde_json::json;
+    ///
+    /// /// The sequence number of the last "deposited" event.
+    /// fn last_deposit(last: Option<u64>, seq: u64, e: &Event) -> Option<u64> {
+    ///     if e.event_type == "deposited" { Some(seq) } else { last }
+    /// }
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let mut log = EventLog::builder(dir.path())
+    ///     .view_with_seq::<Option<u64>>("last_deposit", last_deposit)
+    ///     .open()?;
+    /// log.append(&Event::new("deposited", json!(5)))?;
+    /// log.append(&Event::new("withdrawn", json!(2)))?;
+    /// log.refresh_all()?;
+    /// assert_eq!(*log.view::<Option<u64>>("last_deposit")?, Some(0));
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    pub fn view_with_seq<S>(self, name: &str, reducer: ReduceSeqFn<S>) -> Self
+    where
+        S: Serialize + DeserializeOwned + Default + Clone + Send + 'static,
+    {
+        self.register(name, |dir| View::with_seq(name, reducer, dir))
+    }
+
+    /// Registers the view that `make` creates in the snapshot directory.
+    fn register<S>(mut self, name: &str, make: impl FnOnce(PathBuf) -> Result<View<S>>) -> Self
     where
         S: Serialize + DeserializeOwned + Default + Clone + Send + 'static,
     {
@@ -217,7 +238,7 @@ impl EventLogBuilder {
             });
             return self;
         }
-        match View::new(name, reducer, self.dir.join(VIEWS_DIR)) {
+        match make(self.dir.join(VIEWS_DIR)) {
             Ok(view) => self.views.push(Box::new(view)),
             Err(e) => self.error = Some(e),
         }
@@ -302,45 +323,35 @@ impl EventLogBuilder {
         durable::create_dir_all(&dir)?;
         let lock = lock_dir(&dir)?;
 
-        let views_dir = dir.join(VIEWS_DIR);
-        durable::create_dir_all(&views_dir)?;
-        durable::sweep_tmp(&views_dir, SNAPSHOT_SUFFIX)?;
-        durable::sweep_tmp(&dir, archive::INTENT_FILE)?;
+        let paths = Paths::new(dir);
+        durable::create_dir_all(&paths.views)?;
+        durable::sweep_tmp(&paths.views, SNAPSHOT_SUFFIX)?;
+        durable::sweep_tmp(&paths.dir, rotation::INTENT_FILE)?;
 
-        let log_path = dir.join(LOG_FILE);
-        let archive_path = dir.join(ARCHIVE_FILE);
-        let file = durable::open_append(&log_path)?;
-        archive::recover(&dir, &log_path, &views_dir)?;
-        let len = repair_tail(&file, &log_path, &dir.join(TORN_FILE))?;
-        let archive_len = archive::file_len(&archive_path)?;
+        let file = durable::open_append(&paths.log)?;
+        rotation::recover(&paths)?;
+        let len = tail::repair(&file, &paths.log, &paths.torn)?;
+        let id = NEXT_LOG_ID.fetch_add(1, Ordering::Relaxed);
+        let history = History::open(paths, len, id, true)?;
 
         let mut log = EventLog {
-            dir,
-            log_path,
-            archive_path,
-            views_dir,
+            history,
             file,
-            len,
-            archive_len,
             max_log_size: self.max_log_size,
-            views: Vec::new(),
-            poisoned: None,
+            views: self.views,
             _lock: lock,
             line: Vec::new(),
             checked_len: 0,
-            id: NEXT_LOG_ID.fetch_add(1, Ordering::Relaxed),
         };
-        let mut views = self.views;
-        for view in &mut views {
-            view.load(&log)?;
+        for view in &mut log.views {
+            view.load(&log.history)?;
         }
-        log.views = views;
         if log.needs_rotation()
             && let Err(e) = log.auto_rotate()
         {
             ::log::warn!(
                 "eventfold: automatic rotation of {} on open failed, will retry on the next append: {e}",
-                log.log_path.display()
+                log.history.paths.log.display()
             );
         }
         Ok(log)
@@ -420,7 +431,7 @@ impl EventLog {
     /// let first = log.append(&Event::with_ts("a", json!(null), 1))?;
     /// let second = log.append(&Event::with_ts("b", json!(null), 1))?;
     /// assert_eq!(first, 0);
-    /// assert_eq!(second, 32); // {"type":"a","data":null,"ts":1} and its newline
+    /// assert_eq!(second, 40); // {"type":"a","data":null,"ts":1,"seq":0} and its newline
     /// # Ok::<(), eventfold::Error>(())
     /// ```
     ///
@@ -438,15 +449,17 @@ impl EventLog {
     /// then not written, and the rotation is undone in place so that the
     /// next append tries again.
     pub fn append(&mut self, event: &Event) -> Result<u64> {
-        self.check_usable()?;
+        self.history.check_usable()?;
         let mut line = mem::take(&mut self.line);
         line.clear();
         // The event is checked and serialized first: one that cannot be
         // stored changes nothing, not even by rotating.
-        let result = event.write_line(&mut line).and_then(|()| {
-            self.auto_rotate()?;
-            self.write_synced(&line)
-        });
+        let result = event
+            .write_line(&mut line, self.history.next_seq)
+            .and_then(|()| {
+                self.auto_rotate()?;
+                self.write_synced(&line, 1)
+            });
         self.line = line;
         result
     }
@@ -474,7 +487,8 @@ impl EventLog {
     /// let mut log = EventLog::open(dir.path())?;
     /// let batch: Vec<Event> = (0..3).map(|n| Event::with_ts("n", json!(n), 1)).collect();
     /// let offsets = log.append_batch(&batch)?;
-    /// assert_eq!(offsets, [0, 29, 58]); // each line is {"type":"n","data":N,"ts":1} + newline
+    /// // each line is {"type":"n","data":N,"ts":1,"seq":N} and its newline
+    /// assert_eq!(offsets, [0, 37, 74]);
     /// # Ok::<(), eventfold::Error>(())
     /// ```
     ///
@@ -483,7 +497,110 @@ impl EventLog {
     /// As for [`append`](Self::append). If an event cannot be serialized,
     /// nothing of the batch is written.
     pub fn append_batch(&mut self, events: &[Event]) -> Result<Vec<u64>> {
-        self.check_usable()?;
+        self.history.check_usable()?;
+        self.append_events(events)
+    }
+
+    /// Appends `events` only if the next sequence number is still
+    /// `expected_next_seq`, that is, if nothing was appended since the
+    /// caller read the log up to there; returns the offset of each event's
+    /// line, as [`append_batch`](Self::append_batch) does. The events get
+    /// the sequence numbers from `expected_next_seq` on.
+    ///
+    /// This makes "read the state, decide, append" safe however many
+    /// threads share the log (through an `Arc<Mutex<EventLog>>`): a
+    /// decision taken on a state that another append has overtaken is
+    /// refused with [`Error::Conflict`], and nothing is written. Read the
+    /// state again (refresh the view) and decide again.
+    ///
+    /// # Examples
+    ///
+    /// Withdraw only what the balance allows:
+    ///
+    /// ```
+    /// use eventfold::{Error, Event, EventLog};
+    /// use serde_json::json;
+    ///
+    /// fn balance(b: i64, e: &Event) -> i64 {
+    ///     b + e.data["amount"].as_i64().unwrap_or(0)
+    /// }
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let mut log = EventLog::builder(dir.path()).view::<i64>("balance", balance).open()?;
+    /// log.append(&Event::new("deposited", json!({"amount": 10})))?;
+    ///
+    /// log.refresh_all()?;
+    /// let seen = log.next_seq(); // the state below is the fold of events before `seen`
+    /// assert!(*log.view::<i64>("balance")? >= 7);
+    ///
+    /// // Meanwhile another request withdraws 5.
+    /// log.append(&Event::new("withdrawn", json!({"amount": -5})))?;
+    ///
+    /// let late = log.append_if(seen, &[Event::new("withdrawn", json!({"amount": -7}))]);
+    /// assert!(matches!(late, Err(Error::Conflict { expected: 1, actual: 2 })));
+    /// log.refresh_all()?;
+    /// assert_eq!(*log.view::<i64>("balance")?, 5); // the 7 were not withdrawn
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    ///
+    /// ## Exactly once, when the first attempt's outcome is unknown
+    ///
+    /// A crash (of the process, or of the connection to it) after the
+    /// sync but before the caller saw `Ok` leaves the caller unsure whether
+    /// its event is in the log. Give the event an [`id`](Event::id), and
+    /// keep the position it was meant for: retrying with `append_if` at
+    /// that position either appends it (the first attempt did not land) or
+    /// fails with a conflict, and then the event at that position tells
+    /// whether it is ours.
+    ///
+    /// ```
+    /// use eventfold::{Error, Event, EventLog};
+    /// use serde_json::json;
+    ///
+    /// /// Appends `event` at `seq` exactly once, however often it is called.
+    /// fn append_once(log: &mut EventLog, seq: u64, event: &Event) -> eventfold::Result<bool> {
+    ///     match log.append_if(seq, std::slice::from_ref(event)) {
+    ///         Ok(_) => Ok(true),
+    ///         Err(Error::Conflict { .. }) => {
+    ///             let (_, there, _) = log.read_from_seq(seq)?.next().expect("seq < next_seq")?;
+    ///             if there.id == event.id {
+    ///                 Ok(true) // the earlier attempt landed
+    ///             } else {
+    ///                 Ok(false) // someone else's event is there: decide again
+    ///             }
+    ///         }
+    ///         Err(e) => Err(e),
+    ///     }
+    /// }
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let mut log = EventLog::open(dir.path())?;
+    /// let event = Event::new("paid", json!({"invoice": 42})).with_id("pay-42-1");
+    /// let seq = log.next_seq();
+    /// log.append_if(seq, std::slice::from_ref(&event))?; // its Ok was lost
+    /// assert!(append_once(&mut log, seq, &event)?); // the retry sees it landed
+    /// assert_eq!(log.next_seq(), 1); // and the event is there once
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Conflict`], with the expected and the actual next sequence
+    /// numbers, when they differ: nothing is written. Otherwise as for
+    /// [`append_batch`](Self::append_batch).
+    pub fn append_if(&mut self, expected_next_seq: u64, events: &[Event]) -> Result<Vec<u64>> {
+        self.history.check_usable()?;
+        if expected_next_seq != self.history.next_seq {
+            return Err(Error::Conflict {
+                expected: expected_next_seq,
+                actual: self.history.next_seq,
+            });
+        }
+        self.append_events(events)
+    }
+
+    /// The work of [`append_batch`](Self::append_batch).
+    fn append_events(&mut self, events: &[Event]) -> Result<Vec<u64>> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
@@ -492,13 +609,14 @@ impl EventLog {
         // Offsets within the batch first; the whole batch is checked and
         // serialized before anything changes, rotation included.
         let mut offsets = Vec::with_capacity(events.len());
-        let serialized = events.iter().try_for_each(|event| {
+        let first_seq = self.history.next_seq;
+        let serialized = (first_seq..).zip(events).try_for_each(|(seq, event)| {
             offsets.push(lines.len() as u64);
-            event.write_line(&mut lines)
+            event.write_line(&mut lines, seq)
         });
         let result = serialized.and_then(|()| {
             self.auto_rotate()?;
-            self.write_synced(&lines)
+            self.write_synced(&lines, events.len() as u64)
         });
         self.line = lines;
         let start = result?;
@@ -506,8 +624,11 @@ impl EventLog {
         Ok(offsets)
     }
 
-    /// Writes and syncs complete lines; poisons the log on failure.
-    fn write_synced(&mut self, lines: &[u8]) -> Result<u64> {
+    /// Writes and syncs `events` complete lines; poisons the log on
+    /// failure. Returns the offset where they start.
+    fn write_synced(&mut self, lines: &[u8], events: u64) -> Result<u64> {
+        let path = &self.history.paths.log;
+        let len = self.history.len;
         let written = self
             .file
             .write_all(lines)
@@ -515,28 +636,25 @@ impl EventLog {
         if let Err(e) = written {
             // Take back whatever part of the lines reached the file, so that
             // an append that failed is not in the log. If even that fails,
-            // `recover` cuts the file back to `self.len` (a reopen cuts a
-            // partial line; a complete one may remain). Either way the log
-            // refuses writes until recovered or reopened.
-            let rolled_back = self
-                .file
-                .set_len(self.len)
-                .and_then(|()| self.file.sync_all());
+            // `recover` cuts the file back to the acknowledged length (a
+            // reopen cuts a partial line; a complete one may remain). Either
+            // way the log refuses writes until recovered or reopened.
+            let rolled_back = self.file.set_len(len).and_then(|()| self.file.sync_all());
             if let Err(undo) = rolled_back {
                 ::log::warn!(
                     "eventfold: could not cut the failed write off {}: {undo}",
-                    self.log_path.display()
+                    path.display()
                 );
             }
-            self.poisoned = Some(self.log_path.clone());
-            return Err(Error::io(&self.log_path, e));
+            let e = Error::io(path, e);
+            self.history.poison(&e);
+            return Err(e);
         }
-        let offset = self.len;
-        if self.checked_len == self.len {
+        if self.checked_len == len {
             self.checked_len += lines.len() as u64;
         }
-        self.len += lines.len() as u64;
-        Ok(offset)
+        self.history.appended(lines.len() as u64, events);
+        Ok(len)
     }
 
     /// Reads the events of the active log from `offset` on.
@@ -574,14 +692,15 @@ impl EventLog {
     /// item is an [`Error::Corrupt`] (naming the byte offset) if its line is
     /// not a valid event; the iterator ends after an error.
     pub fn read_from(&self, offset: u64) -> Result<ReadFrom> {
-        if !self.is_line_start(offset)? {
+        let history = &self.history;
+        if !history.is_line_start(offset)? {
             return Err(Error::InvalidOffset {
-                path: self.log_path.clone(),
+                path: history.paths.log.clone(),
                 offset,
-                len: self.len,
+                len: history.len,
             });
         }
-        Ok(ReadFrom::new(self.active_lines(offset)?))
+        Ok(ReadFrom::new(history.active_lines(offset, None)?))
     }
 
     /// Reads every event ever appended: the archive's, oldest first, then
@@ -618,7 +737,127 @@ impl EventLog {
     /// [`Error::Corrupt`] if the archive cannot be decompressed or a line is
     /// not a valid event; the iterator ends after an error.
     pub fn read_full(&self) -> Result<ReadFull> {
-        Ok(ReadFull::new(self.archive_lines()?, self.active_lines(0)?))
+        let history = &self.history;
+        let active = history.active_lines(0, Some(history.base_seq()))?;
+        Ok(ReadFull::new(history.archive_lines()?, active))
+    }
+
+    /// Reads the history from the event with sequence number `seq` on,
+    /// through the archive and the active log; yields `(seq, event,
+    /// line_hash)`.
+    ///
+    /// Nothing before the event is decompressed or parsed: in the archive,
+    /// reading starts at the frame that holds it (found in the archive
+    /// index), so that reading the last events costs the same on a long
+    /// history as on a short one, up to one frame; in the active log, the
+    /// event is found by bisecting on the lines' sequence numbers (a few
+    /// reads of one line each). `seq` may be [`next_seq`](Self::next_seq):
+    /// the iterator is then empty, a cursor that is up to date.
+    ///
+    /// # Examples
+    ///
+    /// A subscriber whose cursor is a sequence number, which stays right
+    /// across rotations:
+    ///
+    /// ```
+    /// use eventfold::{Event, EventLog};
+    /// use serde_json::json;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let mut log = EventLog::open(dir.path())?;
+    /// for n in 0..5 {
+    ///     log.append(&Event::new("n", json!(n)))?;
+    /// }
+    /// log.rotate()?; // events 0 to 4 move into the archive
+    /// log.append(&Event::new("n", json!(5)))?;
+    ///
+    /// let mut cursor = 3;
+    /// for item in log.read_from_seq(cursor)? {
+    ///     let (seq, event, _hash) = item?;
+    ///     assert_eq!(event.data, json!(seq));
+    ///     cursor = seq + 1;
+    /// }
+    /// assert_eq!(cursor, log.next_seq());
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSeq`] if `seq` is past [`next_seq`](Self::next_seq);
+    /// [`Error::Io`] if a file cannot be opened. Each item is an
+    /// [`Error::Corrupt`] if a line is not a valid event or its sequence
+    /// number is not the one its place gives it; the iterator ends after
+    /// an error.
+    pub fn read_from_seq(&self, seq: u64) -> Result<ReadSeq> {
+        let (archive, active) = self.history.lines_from_seq(seq)?;
+        Ok(ReadSeq::new(seq, archive, active))
+    }
+
+    /// The sequence number the next appended event gets: the number of
+    /// events in the whole history. It never goes back, and survives
+    /// rotations, crashes and reopening; the event just appended is
+    /// `next_seq() - 1`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::{Event, EventLog};
+    /// use serde_json::json;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let mut log = EventLog::open(dir.path())?;
+    /// assert_eq!(log.next_seq(), 0);
+    /// log.append(&Event::new("a", json!(null)))?;
+    /// log.append_batch(&[Event::new("b", json!(null)), Event::new("c", json!(null))])?;
+    /// log.rotate()?;
+    /// assert_eq!(log.next_seq(), 3);
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    pub fn next_seq(&self) -> u64 {
+        self.history.next_seq
+    }
+
+    /// The state after folding the history through `reducer` from the
+    /// first event up to and including event `seq`: the state as it was
+    /// back then. Reads the history from the start; views are not used.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::{Event, EventLog};
+    /// use serde_json::json;
+    ///
+    /// fn sum(n: i64, e: &Event) -> i64 { n + e.data.as_i64().unwrap_or(0) }
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let mut log = EventLog::open(dir.path())?;
+    /// for n in [5, 7, 11] {
+    ///     log.append(&Event::new("add", json!(n)))?;
+    /// }
+    /// assert_eq!(log.state_at(sum, 1)?, 12);
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSeq`] if there is no event `seq` yet; otherwise as
+    /// for [`read_from_seq`](Self::read_from_seq).
+    pub fn state_at<S: Default>(&self, reducer: ReduceFn<S>, seq: u64) -> Result<S> {
+        if seq >= self.history.next_seq {
+            return Err(Error::InvalidSeq {
+                seq,
+                next_seq: self.history.next_seq,
+            });
+        }
+        let mut state = S::default();
+        for item in self.read_from_seq(0)? {
+            let (at, event, _) = item?;
+            state = reducer(state, &event);
+            if at == seq {
+                break;
+            }
+        }
+        Ok(state)
     }
 
     /// Refreshes every registered view, in the order they were registered;
@@ -692,7 +931,7 @@ impl EventLog {
     /// [`Error::Poisoned`] after a failed write of the log; otherwise the
     /// first error of saving a snapshot.
     pub fn save_views(&mut self) -> Result<()> {
-        self.check_usable()?;
+        self.history.check_usable()?;
         self.with_views(|views, log| views.iter_mut().try_for_each(|v| v.save_pending(log)))
     }
 
@@ -805,7 +1044,7 @@ impl EventLog {
     /// # Ok::<(), eventfold::Error>(())
     /// ```
     pub fn dir(&self) -> &Path {
-        &self.dir
+        &self.history.paths.dir
     }
 
     /// The number of acknowledged bytes in the active log, `app.jsonl`:
@@ -821,11 +1060,11 @@ impl EventLog {
     /// let mut log = EventLog::open(dir.path())?;
     /// assert_eq!(log.active_len(), 0);
     /// log.append(&Event::with_ts("a", json!(null), 1))?;
-    /// assert_eq!(log.active_len(), 32);
+    /// assert_eq!(log.active_len(), 40);
     /// # Ok::<(), eventfold::Error>(())
     /// ```
     pub fn active_len(&self) -> u64 {
-        self.len
+        self.history.len
     }
 
     /// Whether an earlier write or sync failed, so that the log refuses
@@ -844,7 +1083,7 @@ impl EventLog {
     /// # Ok::<(), eventfold::Error>(())
     /// ```
     pub fn is_poisoned(&self) -> bool {
-        self.poisoned.is_some()
+        self.history.is_poisoned()
     }
 
     /// Recovers from a failed write in place, without dropping the log:
@@ -889,36 +1128,112 @@ impl EventLog {
     pub fn recover(&mut self) -> Result<()> {
         let result = self.recover_files();
         match &result {
-            Ok(()) => self.poisoned = None,
+            Ok(()) => {}
             Err(e) => {
-                if self.poisoned.is_none() {
-                    self.poison(e);
+                if !self.history.is_poisoned() {
+                    self.history.poison(e);
                 }
             }
         }
         result
     }
 
-    /// The file work of [`recover`](Self::recover).
+    /// The file work of [`recover`](Self::recover). The history is
+    /// replaced only when all of it succeeds.
     fn recover_files(&mut self) -> Result<()> {
-        durable::sweep_tmp(&self.views_dir, SNAPSHOT_SUFFIX)?;
-        durable::sweep_tmp(&self.dir, archive::INTENT_FILE)?;
-        if !self.dir.join(archive::INTENT_FILE).exists() {
+        let paths = self.history.paths.clone();
+        durable::sweep_tmp(&paths.views, SNAPSHOT_SUFFIX)?;
+        durable::sweep_tmp(&paths.dir, rotation::INTENT_FILE)?;
+        if !paths.dir.join(rotation::INTENT_FILE).exists() {
             // No rotation was under way: anything past the acknowledged
             // length was written by a call that failed.
-            cut_unacknowledged(&self.log_path, self.len, &self.dir.join(TORN_FILE))?;
+            tail::cut_unacknowledged(&paths.log, self.history.len, &paths.torn)?;
         }
-        let file = durable::open_append(&self.log_path)?;
-        archive::recover(&self.dir, &self.log_path, &self.views_dir)?;
-        let len = repair_tail(&file, &self.log_path, &self.dir.join(TORN_FILE))?;
-        self.archive_len = archive::file_len(&self.archive_path)?;
-        self.file = file;
-        self.len = len;
-        self.checked_len = 0;
+        let file = durable::open_append(&paths.log)?;
+        rotation::recover(&paths)?;
+        let len = tail::repair(&file, &paths.log, &paths.torn)?;
         // Views hold positions in the files as they were: a new identity
         // makes each reload its (checked) snapshot on its next refresh,
         // showing its present state until then.
-        self.id = NEXT_LOG_ID.fetch_add(1, Ordering::Relaxed);
+        let id = NEXT_LOG_ID.fetch_add(1, Ordering::Relaxed);
+        let history = History::open(paths, len, id, true)?;
+        if history.next_seq < self.history.next_seq {
+            return Err(Error::corrupt(
+                &history.paths.log,
+                history.len,
+                format!(
+                    "the history ends before event {}, but {} events were acknowledged: \
+                     another program removed some (restore the files from a backup)",
+                    history.next_seq, self.history.next_seq
+                ),
+            ));
+        }
+        self.history = history;
+        self.file = file;
+        self.checked_len = 0;
+        Ok(())
+    }
+
+    /// Moves the active log into the compressed archive. The guide's
+    /// crash-safety section describes the protocol step by step.
+    ///
+    /// Step by step: every registered view is refreshed (so each snapshot
+    /// has consumed the whole active log); the active log is compressed as
+    /// one zstd frame and appended to `archive.jsonl.zst`, which is created
+    /// on the first rotation and synced; the frame is recorded in the
+    /// archive index, `archive.index.jsonl`; `app.jsonl` is truncated to
+    /// zero bytes; every snapshot's offset is reset to 0. An intent record
+    /// makes each step recoverable: after a crash, the next open finishes
+    /// or undoes the rotation, so that no event is lost or duplicated.
+    /// Sequence numbers do not change.
+    ///
+    /// Views' states do not change. A snapshot that does not reflect the
+    /// whole active log (typically that of a view not registered with this
+    /// log) cannot follow its events into the archive: it is deleted, and
+    /// that view replays the archive when next used.
+    ///
+    /// The call blocks until everything is on disk. With an empty active
+    /// log it does nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::{Event, EventLog};
+    /// use serde_json::json;
+    ///
+    /// fn count(n: u64, _: &Event) -> u64 { n + 1 }
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let mut log = EventLog::builder(dir.path()).view::<u64>("count", count).open()?;
+    /// log.append(&Event::new("ping", json!(null)))?;
+    /// log.rotate()?;
+    /// assert_eq!(std::fs::metadata(dir.path().join("app.jsonl"))?.len(), 0);
+    /// assert!(dir.path().join("archive.jsonl.zst").exists());
+    /// assert_eq!(*log.view::<u64>("count")?, 1);
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Any error of [`refresh_all`](EventLog::refresh_all), and
+    /// [`Error::Corrupt`] if a line of the active log is not a valid event
+    /// or another program changed the file: these leave the files as they
+    /// were. An [`Error::Io`] once the archive is being
+    /// written leaves the rotation half done on disk: the log is then
+    /// [poisoned](Error::Poisoned) and [`recover`](EventLog::recover) or the
+    /// next open completes or undoes it.
+    pub fn rotate(&mut self) -> Result<()> {
+        self.history.check_usable()?;
+        if self.history.len == 0 {
+            return Ok(());
+        }
+        self.refresh_all()?;
+        self.save_views()?;
+        rotation::rotate(&mut self.history, &self.file, &mut self.checked_len)?;
+        let (id, archive_len) = (self.history.id, self.history.archive_len);
+        for view in &mut self.views {
+            view.rotated(id, archive_len);
+        }
         Ok(())
     }
 
@@ -939,35 +1254,14 @@ impl EventLog {
         {
             ::log::warn!(
                 "eventfold: recovering {} after a failed rotation failed too: {e}",
-                self.dir.display()
+                self.dir().display()
             );
         }
         rotated
     }
 
-    /// Marks the log poisoned by the failure `e`.
-    pub(crate) fn poison(&mut self, e: &Error) {
-        self.poisoned = Some(failed_path(e, &self.log_path));
-    }
-
-    /// Fails with [`Error::Poisoned`] after an earlier write failure.
-    pub(crate) fn check_usable(&self) -> Result<()> {
-        match &self.poisoned {
-            Some(path) => Err(Error::Poisoned { path: path.clone() }),
-            None => Ok(()),
-        }
-    }
-
-    pub(crate) fn archive_len(&self) -> u64 {
-        self.archive_len
-    }
-
-    pub(crate) fn archive_path(&self) -> &Path {
-        &self.archive_path
-    }
-
     fn needs_rotation(&self) -> bool {
-        self.max_log_size > 0 && self.len > self.max_log_size
+        self.max_log_size > 0 && self.history.len > self.max_log_size
     }
 
     fn view_index(&self, name: &str) -> Result<usize> {
@@ -979,90 +1273,18 @@ impl EventLog {
             })
     }
 
-    /// Lends the registry to `f` together with the log, which views need
-    /// to read from.
+    /// Lends the registry to `f` together with the history, which views
+    /// read from.
     fn with_views<T>(
         &mut self,
-        f: impl FnOnce(&mut [Box<dyn AnyView>], &EventLog) -> Result<T>,
+        f: impl FnOnce(&mut [Box<dyn AnyView>], &History) -> Result<T>,
     ) -> Result<T> {
-        let mut views = mem::take(&mut self.views);
-        // A reducer may panic; the registry must be back in place even then.
-        let result = panic::catch_unwind(AssertUnwindSafe(|| f(&mut views, self)));
-        self.views = views;
-        result.unwrap_or_else(|payload| panic::resume_unwind(payload))
+        f(&mut self.views, &self.history)
     }
 
-    /// Lines of the active log from `offset` to the acknowledged end.
-    pub(crate) fn active_lines(&self, offset: u64) -> Result<ActiveLines> {
-        let Some(remaining) = self.len.checked_sub(offset) else {
-            return Err(Error::InvalidOffset {
-                path: self.log_path.clone(),
-                offset,
-                len: self.len,
-            });
-        };
-        let mut file = File::open(&self.log_path).at(&self.log_path)?;
-        file.seek(io::SeekFrom::Start(offset)).at(&self.log_path)?;
-        let reader = BufReader::with_capacity(READ_BUF, file.take(remaining));
-        Ok(Lines::new(
-            reader,
-            self.log_path.clone(),
-            offset,
-            Some(self.len),
-            None,
-        ))
-    }
-
-    /// Lines of the archive, `None` if there is none.
-    pub(crate) fn archive_lines(&self) -> Result<Option<ArchiveLines>> {
-        archive::open_lines(&self.archive_path, self.archive_len)
-    }
-
-    /// Whether `offset` is 0 or just after a newline, within the log.
-    fn is_line_start(&self, offset: u64) -> Result<bool> {
-        if offset == 0 {
-            return Ok(true);
-        }
-        if offset > self.len {
-            return Ok(false);
-        }
-        let mut file = File::open(&self.log_path).at(&self.log_path)?;
-        let byte = reader::read_range(&mut file, offset - 1, offset).at(&self.log_path)?;
-        Ok(byte == b"\n")
-    }
-
-    /// Checks a snapshot's position against the active log: `None` if the
-    /// line ending at `offset` has hash `hash`, or else what is wrong.
-    pub(crate) fn check_position(&self, offset: u64, hash: &str) -> Result<Option<String>> {
-        if offset > self.len {
-            return Ok(Some(format!(
-                "offset {offset} is past the end of {} ({} bytes)",
-                self.log_path.display(),
-                self.len
-            )));
-        }
-        if offset == 0 {
-            return Ok((!hash.is_empty()).then(|| "a hash at offset 0".to_owned()));
-        }
-        let Some(actual) = self.hash_before(offset)? else {
-            return Ok(Some(format!("offset {offset} is not at the end of a line")));
-        };
-        Ok((actual != hash).then(|| {
-            format!("the line before offset {offset} has hash {actual}, the snapshot says {hash:?}")
-        }))
-    }
-
-    /// The hash of the line that ends just before `offset` (0 < `offset` <=
-    /// the log's length), as a snapshot at `offset` records it; `None` if
-    /// `offset` is not just after a newline.
-    pub(crate) fn hash_before(&self, offset: u64) -> Result<Option<String>> {
-        if !self.is_line_start(offset)? {
-            return Ok(None);
-        }
-        let mut file = File::open(&self.log_path).at(&self.log_path)?;
-        let start = line_start_before(&mut file, offset - 1).at(&self.log_path)?;
-        let line = reader::read_range(&mut file, start, offset - 1).at(&self.log_path)?;
-        Ok(Some(hash_hex(line_hash(&line))))
+    /// What views read: the files and how much of them is acknowledged.
+    pub(crate) fn history(&self) -> &History {
+        &self.history
     }
 }
 
@@ -1071,12 +1293,12 @@ impl Drop for EventLog {
     /// [`EventLog::save_views`]). Errors are logged as warnings: a snapshot
     /// is a cache, and nothing is lost without it.
     fn drop(&mut self) {
-        if self.poisoned.is_none()
+        if !self.is_poisoned()
             && let Err(e) = self.save_views()
         {
             ::log::warn!(
                 "eventfold: saving snapshots when closing {} failed: {e}",
-                self.dir.display()
+                self.dir().display()
             );
         }
     }
@@ -1085,15 +1307,16 @@ impl Drop for EventLog {
 impl fmt::Debug for EventLog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EventLog")
-            .field("dir", &self.dir)
-            .field("active_len", &self.len)
-            .field("archive_len", &self.archive_len)
+            .field("dir", &self.dir())
+            .field("active_len", &self.history.len)
+            .field("archive_len", &self.history.archive_len)
+            .field("next_seq", &self.history.next_seq)
             .field("max_log_size", &self.max_log_size)
             .field(
                 "views",
                 &self.views.iter().map(|v| v.name()).collect::<Vec<_>>(),
             )
-            .field("poisoned", &self.poisoned)
+            .field("poisoned", &self.history.poisoned)
             .finish_non_exhaustive()
     }
 }
@@ -1126,187 +1349,4 @@ fn lock_dir(dir: &Path) -> Result<File> {
             Err(TryLockError::Error(e)) => return Err(Error::io(dir, e)),
         }
     }
-}
-
-/// Repairs the end of the active log after a crash and syncs it, so that
-/// every byte it holds from now on is durable. Returns its length.
-///
-/// The bytes after the last newline are a torn line: an append that a
-/// crash cut short, never acknowledged. If they are a complete, valid
-/// event that only lacks its newline (a crash between the two, or a
-/// file edited by hand), the newline is added and the event kept.
-/// Otherwise they are cut off, after being appended, as one line, to
-/// `torn_path` and synced there, so that nothing is destroyed. A symbolic
-/// link at `torn_path` is removed, not followed (see
-/// [`durable::open_append_own`]); anything else that is not a regular
-/// file there is an error, and the log is left as it was.
-fn repair_tail(file: &File, log_path: &Path, torn_path: &Path) -> Result<u64> {
-    let len = file.metadata().at(log_path)?.len();
-    let mut reader = File::open(log_path).at(log_path)?;
-    if let Some(hole) = unsynced_hole(&mut reader, len).at(log_path)? {
-        let what = "an unsynced write that a power cut left with zeroed pages";
-        return cut_tail(file, &mut reader, (log_path, torn_path), hole, len, what);
-    }
-    let keep = line_start_before(&mut reader, len).at(log_path)?;
-    if keep == len {
-        file.sync_data().at(log_path)?;
-        return Ok(len);
-    }
-    let tail_len = len - keep;
-    if tail_len <= MAX_LINE {
-        let tail = reader::read_range(&mut reader, keep, len).at(log_path)?;
-        if serde_json::from_slice::<Event>(&tail).is_ok() {
-            (&*file).write_all(b"\n").at(log_path)?;
-            file.sync_data().at(log_path)?;
-            ::log::warn!(
-                "eventfold: the last event of {} (offset {keep}) lacked its newline; added it",
-                log_path.display()
-            );
-            return Ok(len + 1);
-        }
-    }
-    let what = "an incomplete last line";
-    cut_tail(file, &mut reader, (log_path, torn_path), keep, len, what)
-}
-
-/// Cuts `app.jsonl` (open as `file`, and as `reader`) at `keep`, after
-/// appending the bytes from there to `len`, as one line, to the torn-tail
-/// file and syncing them there, so that nothing is destroyed. Returns
-/// `keep`.
-fn cut_tail(
-    file: &File,
-    reader: &mut File,
-    (log_path, torn_path): (&Path, &Path),
-    keep: u64,
-    len: u64,
-    what: &str,
-) -> Result<u64> {
-    let tail_len = len - keep;
-    let mut side = durable::open_append_own(torn_path)?;
-    reader.seek(io::SeekFrom::Start(keep)).at(log_path)?;
-    io::copy(&mut reader.take(tail_len), &mut side).at(torn_path)?;
-    side.write_all(b"\n").at(torn_path)?;
-    side.sync_data().at(torn_path)?;
-    file.set_len(keep).at(log_path)?;
-    file.sync_all().at(log_path)?;
-    ::log::warn!(
-        "eventfold: cut {what} ({tail_len} bytes at offset {keep}) from {}; its bytes are kept in {}",
-        log_path.display(),
-        torn_path.display()
-    );
-    Ok(keep)
-}
-
-/// The page size that file systems write back in: a page of a write that
-/// was not synced before a power cut can come back as zeros, whatever
-/// happened to the pages around it.
-const PAGE: u64 = 4096;
-/// The end of the log that every open looks at for zeros.
-const HOLE_PROBE: u64 = 64 * 1024;
-/// How far back from the end a hole is looked for once the probe finds
-/// zeros: the largest unsynced write that is repaired this way.
-const HOLE_WINDOW: u64 = 64 * 1024 * 1024;
-
-/// Finds where the unsynced end of the log starts when a power cut left
-/// a hole in it: the start of the line in which the hole begins.
-///
-/// The log's lines never hold a zero byte (JSON escapes control
-/// characters), and every byte up to the last successful `fdatasync` is
-/// durable, so only the write in flight at the cut (one append or batch,
-/// never acknowledged) can come back with some of its pages zeroed while
-/// later pages, and the file's new length, reached the disk. Such a hole
-/// is a run of zeros that ends at a page boundary or at the end of the
-/// file, and starts at a page boundary or just after a newline. When the
-/// last [`HOLE_PROBE`] bytes hold a zero, the last [`HOLE_WINDOW`] bytes
-/// are searched; if every run of zeros there has that shape, the earliest
-/// one marks the start of the unsynced write. Zeros of any other shape are
-/// damage of another kind (`None`): the reader reports them, with their
-/// offset, and nothing is cut.
-fn unsynced_hole(reader: &mut File, len: u64) -> io::Result<Option<u64>> {
-    let probe_start = len.saturating_sub(HOLE_PROBE);
-    let probe = reader::read_range(reader, probe_start, len)?;
-    if !probe.contains(&0) {
-        return Ok(None);
-    }
-    let start = len.saturating_sub(HOLE_WINDOW) / PAGE * PAGE;
-    let bytes = if start == probe_start {
-        probe
-    } else {
-        reader::read_range(reader, start, len)?
-    };
-    let mut earliest = None;
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] != 0 {
-            i += 1;
-            continue;
-        }
-        let run = i;
-        while i < bytes.len() && bytes[i] == 0 {
-            i += 1;
-        }
-        let (from, to) = (start + run as u64, start + i as u64);
-        let starts_clean = from % PAGE == 0 || (run > 0 && bytes[run - 1] == b'\n');
-        let ends_clean = to % PAGE == 0 || to == len;
-        if !(starts_clean && ends_clean) {
-            return Ok(None);
-        }
-        earliest.get_or_insert(from);
-    }
-    match earliest {
-        Some(from) => line_start_before(reader, from).map(Some),
-        None => Ok(None),
-    }
-}
-
-/// The file named by a failure, for the poison record.
-fn failed_path(e: &Error, default: &Path) -> PathBuf {
-    match e {
-        Error::Io {
-            path: Some(path), ..
-        }
-        | Error::Corrupt { path, .. } => path.clone(),
-        _ => default.to_path_buf(),
-    }
-}
-
-/// Cuts `app.jsonl` back to its acknowledged length `len`, keeping what
-/// is cut in `torn_path`: the bytes of a failed append that could not be
-/// taken back when it failed. A file shorter than `len` lost acknowledged
-/// events, which is reported, never hidden.
-fn cut_unacknowledged(log_path: &Path, len: u64, torn_path: &Path) -> Result<()> {
-    let actual = std::fs::metadata(log_path).at(log_path)?.len();
-    if actual < len {
-        return Err(Error::corrupt(
-            log_path,
-            actual,
-            format!(
-                "the file ends here, but {len} bytes of it were acknowledged: another \
-                 program cut it (restore it from a backup)"
-            ),
-        ));
-    }
-    if actual == len {
-        return Ok(());
-    }
-    let mut source = File::open(log_path).at(log_path)?;
-    source.seek(io::SeekFrom::Start(len)).at(log_path)?;
-    let mut side = durable::open_append_own(torn_path)?;
-    io::copy(&mut (&mut source).take(actual - len), &mut side).at(torn_path)?;
-    side.write_all(b"\n").at(torn_path)?;
-    side.sync_data().at(torn_path)?;
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(log_path)
-        .at(log_path)?;
-    file.set_len(len).at(log_path)?;
-    file.sync_all().at(log_path)?;
-    ::log::warn!(
-        "eventfold: cut {} bytes that a failed write left after the acknowledged end of {} \
-         (offset {len}); they are kept in {}",
-        actual - len,
-        log_path.display(),
-        torn_path.display()
-    );
-    Ok(())
 }

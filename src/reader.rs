@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::error::{Error, Result, shorten};
-use crate::event::{Event, MAX_LINE, hash_hex, line_hash};
+use crate::event::{Event, MAX_LINE, StoredLine, hash_hex, line_hash};
 use crate::frames;
 
 /// Capacity of the read buffers: large enough that a refresh over a big
@@ -21,6 +21,9 @@ pub(crate) const READ_BUF: usize = 64 * 1024;
 /// One parsed line.
 pub(crate) struct LineEvent {
     pub(crate) event: Event,
+    /// Its sequence number, when known: from its `seq` field, or counted
+    /// from a position whose number was known.
+    pub(crate) seq: Option<u64>,
     /// Offset just after the line's newline.
     pub(crate) end: u64,
     /// [`line_hash`] of the line.
@@ -40,6 +43,10 @@ pub(crate) struct Lines<R> {
     /// For the archive: its length in the file. Positions then count
     /// bytes of the decompressed archive, and errors name the frame.
     archive_len: Option<u64>,
+    /// The sequence number of the next line, when known. A line's own
+    /// `seq` field must agree with it; a line without one (written before
+    /// sequence numbers existed) gets it.
+    seq: Option<u64>,
     buf: Vec<u8>,
 }
 
@@ -57,8 +64,25 @@ impl<R: BufRead> Lines<R> {
             pos,
             end,
             archive_len,
+            seq: None,
             buf: Vec::new(),
         }
+    }
+
+    /// Sets the sequence number of the next line.
+    pub(crate) fn with_seq(mut self, seq: Option<u64>) -> Self {
+        self.seq = seq;
+        self
+    }
+
+    /// The sequence number of the next line, when known.
+    pub(crate) fn next_seq(&self) -> Option<u64> {
+        self.seq
+    }
+
+    /// Where the next line starts, in the stream's own bytes.
+    pub(crate) fn pos(&self) -> u64 {
+        self.pos
     }
 
     /// The next event, or `None` at the end of the stream.
@@ -67,16 +91,79 @@ impl<R: BufRead> Lines<R> {
             return Ok(None);
         };
         let line = &self.buf[..self.buf.len() - 1];
-        match serde_json::from_slice(line) {
-            Ok(event) => Ok(Some(LineEvent {
-                event,
-                end: self.pos,
-                hash: line_hash(line),
-            })),
+        match serde_json::from_slice::<StoredLine>(line) {
+            Ok(stored) => {
+                let hash = line_hash(line);
+                let seq = self.take_seq(start, stored.seq)?;
+                Ok(Some(LineEvent {
+                    event: stored.into_event(),
+                    seq,
+                    end: self.pos,
+                    hash,
+                }))
+            }
             Err(e) => {
                 Err(self.corrupt(start, format!("line is not a valid event: {}", shorten(e))))
             }
         }
+    }
+
+    /// At the end of the archive: fails unless the lines read end just
+    /// before event `next` (the first of the active log), as the index
+    /// says they do.
+    pub(crate) fn check_end(&self, next: Option<u64>) -> Result<()> {
+        match (self.seq, next) {
+            (Some(ended), Some(next)) if ended != next => Err(self.corrupt(
+                self.pos.saturating_sub(1),
+                format!(
+                    "the archive holds {ended} events, but its index says it holds {next}: \
+                     one of them was changed (restore it from a backup)"
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Moves past the next `n` lines without parsing them (their sequence
+    /// numbers are counted, not checked).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Corrupt`] if the stream ends first, as for
+    /// [`next_event`](Self::next_event) otherwise.
+    pub(crate) fn skip_lines(&mut self, n: u64) -> Result<()> {
+        for i in 0..n {
+            if self.next_line()?.is_none() {
+                let detail = format!(
+                    "the history ends {} events before the position asked for, which the \
+                     index or the log's length says it holds",
+                    n - i
+                );
+                return Err(self.corrupt(self.pos, detail));
+            }
+            self.seq = self.seq.map(|s| s + 1);
+        }
+        Ok(())
+    }
+
+    /// The sequence number of the line at `start`, whose `seq` field is
+    /// `found`: checked against the count, and the count moved past it.
+    fn take_seq(&mut self, start: u64, found: Option<u64>) -> Result<Option<u64>> {
+        let seq = match (self.seq, found) {
+            (Some(expected), Some(found)) if expected != found => {
+                return Err(self.corrupt(
+                    start,
+                    format!(
+                        "the line says it is event {found} of the history, but it is event \
+                         {expected}: events before it were removed or added, so positions \
+                         would lie (restore the file from a backup)"
+                    ),
+                ));
+            }
+            (expected, found) => found.or(expected),
+        };
+        self.seq = seq.map(|s| s + 1);
+        Ok(seq)
     }
 
     /// Reads the next line, newline included, into `buf` and moves `pos`
@@ -126,7 +213,7 @@ impl<R: BufRead> Lines<R> {
     /// Returns the offset after the line, or `None` at the end of the
     /// stream.
     pub(crate) fn next_valid(&mut self) -> Result<Option<u64>> {
-        /// The shape of an event, checked rather than built.
+        /// The shape of a stored line, checked rather than built.
         #[derive(Deserialize)]
         struct Shape<'a> {
             #[serde(rename = "type", borrow)]
@@ -135,14 +222,26 @@ impl<R: BufRead> Lines<R> {
             _data: ValidData,
             #[serde(rename = "ts")]
             _ts: u64,
+            #[serde(rename = "id", default, borrow)]
+            _id: Option<Cow<'a, str>>,
+            #[serde(rename = "meta", default)]
+            _meta: Option<ValidObject>,
+            #[serde(default)]
+            seq: Option<u64>,
         }
         let Some(start) = self.next_line()? else {
             return Ok(None);
         };
         let line = &self.buf[..self.buf.len() - 1];
-        if let Err(e) = serde_json::from_slice::<Shape<'_>>(line) {
-            return Err(self.corrupt(start, format!("line is not a valid event: {}", shorten(e))));
-        }
+        let seq = match serde_json::from_slice::<Shape<'_>>(line) {
+            Ok(shape) => shape.seq,
+            Err(e) => {
+                return Err(
+                    self.corrupt(start, format!("line is not a valid event: {}", shorten(e)))
+                );
+            }
+        };
+        self.take_seq(start, seq)?;
         Ok(Some(self.pos))
     }
 
@@ -252,6 +351,16 @@ impl<'de> Visitor<'de> for ValidData {
             map.next_value::<ValidData>()?;
         }
         Ok(ValidData)
+    }
+}
+
+/// A JSON object checked as `serde_json::Map` parses it, without building
+/// it.
+struct ValidObject;
+
+impl<'de> Deserialize<'de> for ValidObject {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        deserializer.deserialize_map(ValidData).map(|_| ValidObject)
     }
 }
 
@@ -410,13 +519,132 @@ impl Iterator for ReadFull {
         if let Some(archive) = &mut self.archive {
             match archive.next_event() {
                 Ok(Some(line)) => return Some(Ok((line.event, hash_hex(line.hash)))),
-                Ok(None) => self.archive = None,
+                Ok(None) => {
+                    let next = self.active.as_ref().and_then(Lines::next_seq);
+                    if let Err(e) = archive.check_end(next) {
+                        return self.fail(e);
+                    }
+                    self.archive = None;
+                }
                 Err(e) => return self.fail(e),
             }
         }
         let active = self.active.as_mut()?;
         match active.next_event() {
             Ok(Some(line)) => Some(Ok((line.event, hash_hex(line.hash)))),
+            Ok(None) => {
+                self.active = None;
+                None
+            }
+            Err(e) => self.fail(e),
+        }
+    }
+}
+
+/// The iterator returned by
+/// [`EventLog::read_from_seq`](crate::EventLog::read_from_seq).
+///
+/// Yields `(seq, event, line_hash)`: the event's sequence number, the
+/// event, and the hash of its line as stored in snapshots; oldest first,
+/// through the archive and then the active log. It stops after the first
+/// error.
+///
+/// # Examples
+///
+/// ```
+/// use eventfold::{Event, EventLog};
+/// use serde_json::json;
+///
+/// # let dir = tempfile::tempdir()?;
+/// let mut log = EventLog::open(dir.path())?;
+/// log.append_batch(&[Event::new("a", json!(1)), Event::new("b", json!(2))])?;
+/// let seqs: Vec<u64> = log
+///     .read_from_seq(1)?
+///     .map(|item| item.map(|(seq, _, _)| seq))
+///     .collect::<Result<_, _>>()?;
+/// assert_eq!(seqs, [1]);
+/// # Ok::<(), eventfold::Error>(())
+/// ```
+pub struct ReadSeq {
+    /// The sequence number of the next event.
+    next: u64,
+    archive: Option<ArchiveLines>,
+    active: Option<ActiveLines>,
+}
+
+impl ReadSeq {
+    pub(crate) fn new(seq: u64, archive: Option<ArchiveLines>, active: ActiveLines) -> Self {
+        ReadSeq {
+            next: seq,
+            archive,
+            active: Some(active),
+        }
+    }
+
+    /// The sequence number of the event the next call yields (or would,
+    /// once it is appended): a cursor to resume from.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::{Event, EventLog};
+    /// use serde_json::json;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let mut log = EventLog::open(dir.path())?;
+    /// log.append(&Event::new("a", json!(1)))?;
+    /// let mut events = log.read_from_seq(0)?;
+    /// assert_eq!(events.next_seq(), 0);
+    /// events.next();
+    /// assert_eq!(events.next_seq(), 1);
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    pub fn next_seq(&self) -> u64 {
+        self.next
+    }
+
+    fn yielded(&mut self, line: LineEvent) -> Option<Result<(u64, Event, String)>> {
+        let seq = self.next;
+        self.next += 1;
+        Some(Ok((seq, line.event, hash_hex(line.hash))))
+    }
+
+    fn fail(&mut self, e: Error) -> Option<Result<(u64, Event, String)>> {
+        self.archive = None;
+        self.active = None;
+        Some(Err(e))
+    }
+}
+
+impl fmt::Debug for ReadSeq {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReadSeq")
+            .field("next_seq", &self.next)
+            .field("in_archive", &self.archive.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Iterator for ReadSeq {
+    type Item = Result<(u64, Event, String)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(archive) = &mut self.archive {
+            match archive.next_event() {
+                Ok(Some(line)) => return self.yielded(line),
+                Ok(None) => {
+                    let next = self.active.as_ref().and_then(Lines::next_seq);
+                    if let Err(e) = archive.check_end(next) {
+                        return self.fail(e);
+                    }
+                    self.archive = None;
+                }
+                Err(e) => return self.fail(e),
+            }
+        }
+        let active = self.active.as_mut()?;
+        match active.next_event() {
+            Ok(Some(line)) => self.yielded(line),
             Ok(None) => {
                 self.active = None;
                 None

@@ -271,6 +271,15 @@ pub(crate) struct ViewSnapshot<S> {
         deserialize_with = "small"
     )]
     pub(crate) archive_len: Option<u64>,
+    /// The number of events the state holds: the sequence number of the
+    /// next event to fold. Absent in files written before sequence
+    /// numbers existed.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "small"
+    )]
+    pub(crate) seq: Option<u64>,
     /// xxh3-64 in hex of the other fields, the state as its JSON text; see
     /// [`checksum`].
     #[serde(
@@ -285,8 +294,18 @@ pub(crate) struct ViewSnapshot<S> {
 /// text, seeded with a hash of the offset, hash and archive length. It
 /// catches any change to the file that still parses (a flipped digit, an
 /// edited state or offset), which the log-side checks cannot see.
-fn checksum(state: &RawValue, offset: u64, hash: &str, archive_len: Option<u64>) -> String {
-    let header = format!("{offset}:{hash}:{archive_len:?}");
+fn checksum(
+    state: &RawValue,
+    offset: u64,
+    hash: &str,
+    archive_len: Option<u64>,
+    seq: Option<u64>,
+) -> String {
+    // Files without `seq` keep the checksum they were written with.
+    let header = match seq {
+        Some(seq) => format!("{offset}:{hash}:{archive_len:?}:{seq}"),
+        None => format!("{offset}:{hash}:{archive_len:?}"),
+    };
     let seed = xxhash_rust::xxh3::xxh3_64(header.as_bytes());
     format!(
         "{:016x}",
@@ -306,6 +325,7 @@ impl ViewSnapshot<&RawValue> {
             self.offset,
             &self.hash,
             self.archive_len,
+            self.seq,
         ));
         let bytes = serde_json::to_vec(&self).map_err(|source| Error::Serialize {
             what: format!("snapshot {}", path.display()),
@@ -322,9 +342,15 @@ impl ViewSnapshot<&RawValue> {
 
     /// Whether the checksum, if the file has one, matches its content.
     fn intact(&self) -> bool {
-        self.checksum
-            .as_ref()
-            .is_none_or(|c| *c == checksum(self.state, self.offset, &self.hash, self.archive_len))
+        self.checksum.as_ref().is_none_or(|c| {
+            *c == checksum(
+                self.state,
+                self.offset,
+                &self.hash,
+                self.archive_len,
+                self.seq,
+            )
+        })
     }
 }
 
@@ -341,6 +367,7 @@ impl<S: Serialize> ViewSnapshot<S> {
             offset: self.offset,
             hash: self.hash.clone(),
             archive_len: self.archive_len,
+            seq: self.seq,
             checksum: None,
         }
         .write(path, true)
@@ -381,6 +408,7 @@ impl<S: DeserializeOwned> ViewSnapshot<S> {
             offset: raw.offset,
             hash: raw.hash,
             archive_len: raw.archive_len,
+            seq: raw.seq,
             checksum: raw.checksum,
         };
         Ok(Some((snapshot, bytes.len() as u64)))
@@ -471,6 +499,7 @@ pub(crate) fn shift_after_rotation(
                 offset: 0,
                 hash: String::new(),
                 archive_len: Some(archive_len),
+                seq: snap.seq,
                 checksum: None,
             };
             match moved.write(path, false) {

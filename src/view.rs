@@ -13,7 +13,9 @@ use serde::de::DeserializeOwned;
 use crate::durable;
 use crate::error::{Error, Result};
 use crate::event::{Event, hash_hex};
+use crate::history::History;
 use crate::log::EventLog;
+use crate::reader::LineEvent;
 use crate::snapshot::{self, Snapshot, ViewSnapshot};
 
 /// A reducer: a pure function from the state so far and one event to the
@@ -48,6 +50,60 @@ use crate::snapshot::{self, Snapshot, ViewSnapshot};
 /// ```
 pub type ReduceFn<S> = fn(S, &Event) -> S;
 
+/// A reducer that also gets each event's sequence number: its 0-based
+/// place in the whole history (see
+/// [`EventLog::next_seq`](crate::EventLog::next_seq)), which never changes.
+///
+/// Register it with
+/// [`EventLogBuilder::view_with_seq`](crate::EventLogBuilder::view_with_seq)
+/// or [`View::with_seq`]. The same rules as for [`ReduceFn`] apply: keep
+/// it pure, and ignore event types you do not know.
+///
+/// # Examples
+///
+/// ```
+/// use eventfold::{Event, ReduceSeqFn};
+/// use serde_json::json;
+///
+/// /// Which event last renamed the account.
+/// fn renamed_at(last: Option<u64>, seq: u64, event: &Event) -> Option<u64> {
+///     match event.event_type.as_str() {
+///         "renamed" => Some(seq),
+///         _ => last,
+///     }
+/// }
+///
+/// let reducer: ReduceSeqFn<Option<u64>> = renamed_at;
+/// let events = [Event::new("renamed", json!("a")), Event::new("paid", json!(1))];
+/// let state = (0..).zip(&events).fold(None, |s, (seq, e)| reducer(s, seq, e));
+/// assert_eq!(state, Some(0));
+/// ```
+pub type ReduceSeqFn<S> = fn(S, u64, &Event) -> S;
+
+/// The reducer of a view, of either kind.
+enum Reducer<S> {
+    Plain(ReduceFn<S>),
+    WithSeq(ReduceSeqFn<S>),
+}
+
+// Function pointers are `Copy` whatever `S` is; a derive would ask `S`.
+impl<S> Clone for Reducer<S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S> Copy for Reducer<S> {}
+
+impl<S> Reducer<S> {
+    fn apply(self, state: S, seq: u64, event: &Event) -> S {
+        match self {
+            Reducer::Plain(f) => f(state, event),
+            Reducer::WithSeq(f) => f(state, seq, event),
+        }
+    }
+}
+
 /// Whether a view's in-memory state can be trusted, and against what.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Status {
@@ -56,7 +112,7 @@ enum Status {
     /// No usable snapshot: the next refresh replays the full history.
     Stale,
     /// `state` reflects the archive of this length plus the active log up
-    /// to `offset`, in the log whose [`EventLog::id`] is `log`.
+    /// to `offset`, in the log whose history has the identity `log`.
     Current { log: u64, archive_len: u64 },
 }
 
@@ -88,11 +144,14 @@ enum Status {
 /// ```
 pub struct View<S> {
     name: String,
-    reducer: ReduceFn<S>,
+    reducer: Reducer<S>,
     snapshot_path: PathBuf,
     state: S,
     offset: u64,
     hash: String,
+    /// The sequence number of the next event to fold: how many the state
+    /// holds.
+    seq: u64,
     status: Status,
     /// The offset of the snapshot on disk, when it belongs to the current
     /// state and log (`None`: no such snapshot); or of the last save
@@ -118,6 +177,7 @@ where
             .field("state", &self.state)
             .field("offset", &self.offset)
             .field("hash", &self.hash)
+            .field("seq", &self.seq)
             .finish_non_exhaustive()
     }
 }
@@ -151,14 +211,54 @@ where
     /// digits, `_`, `-` or `.`, not starting with `.`: the name becomes a
     /// file name and must not leave `views/`.
     pub fn new(name: &str, reducer: ReduceFn<S>, views_dir: impl AsRef<Path>) -> Result<Self> {
+        View::with_reducer(name, Reducer::Plain(reducer), views_dir.as_ref())
+    }
+
+    /// Creates a view whose reducer also gets each event's sequence number
+    /// (see [`ReduceSeqFn`]); otherwise the same as [`View::new`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::{Event, EventLog, View};
+    /// use serde_json::json;
+    ///
+    /// fn seqs(mut all: Vec<u64>, seq: u64, _: &Event) -> Vec<u64> {
+    ///     all.push(seq);
+    ///     all
+    /// }
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let mut log = EventLog::open(dir.path())?;
+    /// log.append(&Event::new("a", json!(null)))?;
+    /// log.rotate()?;
+    /// log.append(&Event::new("b", json!(null)))?;
+    /// let mut view = View::with_seq("seqs", seqs, dir.path().join("views"))?;
+    /// assert_eq!(*view.refresh(&log)?, [0, 1]);
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`View::new`].
+    pub fn with_seq(
+        name: &str,
+        reducer: ReduceSeqFn<S>,
+        views_dir: impl AsRef<Path>,
+    ) -> Result<Self> {
+        View::with_reducer(name, Reducer::WithSeq(reducer), views_dir.as_ref())
+    }
+
+    fn with_reducer(name: &str, reducer: Reducer<S>, views_dir: &Path) -> Result<Self> {
         validate_name(name)?;
         Ok(View {
             name: name.to_owned(),
             reducer,
-            snapshot_path: snapshot::path_for(views_dir.as_ref(), name),
+            snapshot_path: snapshot::path_for(views_dir, name),
             state: S::default(),
             offset: 0,
             hash: String::new(),
+            seq: 0,
             status: Status::Unloaded,
             saved_offset: None,
             saved_len: 0,
@@ -226,6 +326,11 @@ where
     /// reducer failed on (folded again from its snapshot); the next refresh
     /// starts from that event again.
     pub fn refresh(&mut self, log: &EventLog) -> Result<&S> {
+        self.refresh_in(log.history())
+    }
+
+    /// [`refresh`](View::refresh) on the history of a log.
+    fn refresh_in(&mut self, log: &History) -> Result<&S> {
         let current = match self.status {
             Status::Current { log: id, .. } if id != log.id => {
                 // Another log (or the same directory reopened): the
@@ -241,7 +346,7 @@ where
             status => status,
         };
         match current {
-            Status::Current { archive_len, .. } if archive_len == log.archive_len() => {
+            Status::Current { archive_len, .. } if archive_len == log.archive_len => {
                 self.catch_up(log)?
             }
             _ => self.replay_all(log)?,
@@ -281,6 +386,11 @@ where
     /// cannot be deleted. After an error the view keeps its previous state
     /// and replays the full history on its next refresh.
     pub fn rebuild(&mut self, log: &EventLog) -> Result<&S> {
+        self.rebuild_in(log.history())
+    }
+
+    /// [`rebuild`](View::rebuild) on the history of a log.
+    fn rebuild_in(&mut self, log: &History) -> Result<&S> {
         // A poisoned log writes nothing: the old snapshot stays until the
         // rebuilt state can be saved over it.
         if !log.is_poisoned() {
@@ -289,12 +399,12 @@ where
         // The replay starts from the default state; until it succeeds the
         // view keeps showing its previous state.
         self.status = Status::Stale;
-        self.refresh(log)
+        self.refresh_in(log)
     }
 
     /// Loads and checks the snapshot; without a usable one the view is
     /// marked for a full replay.
-    fn load(&mut self, log: &EventLog) -> Result<()> {
+    fn load(&mut self, log: &History) -> Result<()> {
         self.status = Status::Stale;
         self.saved_offset = None;
         let (snap, len) = match ViewSnapshot::<S>::load(&self.snapshot_path) {
@@ -307,17 +417,17 @@ where
             Err(e) => return Err(e),
         };
         let problem = match snap.archive_len {
-            Some(a) if a < log.archive_len() => Some(format!(
+            Some(a) if a < log.archive_len => Some(format!(
                 "it predates a rotation: it includes {a} bytes of the archive, which now has {}",
-                log.archive_len()
+                log.archive_len
             )),
-            Some(a) if a > log.archive_len() => {
+            Some(a) if a > log.archive_len => {
                 // The archive lost bytes it had when this snapshot was
                 // saved: archived history is gone, and a rebuild would
                 // silently drop it. Say so instead.
                 return Err(Error::corrupt(
-                    log.archive_path(),
-                    log.archive_len(),
+                    &log.paths.archive,
+                    log.archive_len,
                     format!(
                         "the archive ends here, but {} was built from {a} bytes of it: \
                          archived events are missing (restore the archive, or delete the \
@@ -326,8 +436,7 @@ where
                     ),
                 ));
             }
-            Some(_) => log.check_position(snap.offset, &snap.hash)?,
-            None => log.check_position(snap.offset, &snap.hash)?,
+            _ => log.check_position(snap.offset, &snap.hash, snap.seq)?,
         };
         if let Some(problem) = problem {
             ::log::warn!(
@@ -336,12 +445,18 @@ where
             );
             return Ok(());
         }
+        // A snapshot written before sequence numbers existed does not say
+        // how many events it holds: its place in the log does.
+        self.seq = match snap.seq {
+            Some(seq) => seq,
+            None => log.seq_at(snap.offset)?,
+        };
         self.state = snap.state;
         self.offset = snap.offset;
         self.hash = snap.hash;
         self.status = Status::Current {
             log: log.id,
-            archive_len: log.archive_len(),
+            archive_len: log.archive_len,
         };
         self.saved_offset = Some(snap.offset);
         self.saved_len = len;
@@ -353,11 +468,11 @@ where
     ///
     /// Progress is kept event by event, so if a line turns out corrupt the
     /// view still holds a consistent state for the events before it.
-    fn catch_up(&mut self, log: &EventLog) -> Result<()> {
-        if self.offset == log.active_len() {
+    fn catch_up(&mut self, log: &History) -> Result<()> {
+        if self.offset == log.len {
             return Ok(()); // nothing new: no I/O at all
         }
-        let mut lines = log.active_lines(self.offset)?;
+        let mut lines = log.active_lines(self.offset, Some(self.seq))?;
         let current = self.status;
         // While the state is out of the view's hands (a reducer may panic),
         // the view is marked for a full replay.
@@ -367,8 +482,11 @@ where
             loop {
                 match lines.next_event() {
                     Ok(Some(line)) => {
-                        self.state = (self.reducer)(mem::take(&mut self.state), &line.event);
+                        let seq = line.seq.unwrap_or(self.seq);
+                        let state = mem::take(&mut self.state);
+                        self.state = self.reducer.apply(state, seq, &line.event);
                         self.offset = line.end;
+                        self.seq = seq + 1;
                         last_hash = Some(line.hash);
                     }
                     Ok(None) => break Ok(()),
@@ -399,7 +517,7 @@ where
     /// state the fold of every event before it again, from the snapshot
     /// if it is usable, else from the start of the history. If that fails
     /// too, the view is left for a full replay on its next refresh.
-    fn restore(&mut self, log: &EventLog, until: u64) {
+    fn restore(&mut self, log: &History, until: u64) {
         let hash = self.hash.clone();
         let start = ViewSnapshot::<S>::load(&self.snapshot_path)
             .ok()
@@ -407,47 +525,46 @@ where
             .map(|(snap, _)| snap)
             .filter(|snap| {
                 snap.offset <= until
-                    && snap.archive_len.is_none_or(|a| a == log.archive_len())
-                    && matches!(log.check_position(snap.offset, &snap.hash), Ok(None))
+                    && snap.archive_len.is_none_or(|a| a == log.archive_len)
+                    && matches!(
+                        log.check_position(snap.offset, &snap.hash, snap.seq),
+                        Ok(None)
+                    )
             });
-        let restored = panic::catch_unwind(AssertUnwindSafe(|| -> Result<(S, u64, String)> {
-            let (mut state, mut offset, mut hash) = match start {
-                Some(snap) => (snap.state, snap.offset, snap.hash),
-                None => {
-                    let mut state = S::default();
-                    if let Some(mut lines) = log.archive_lines()? {
-                        while let Some(line) = lines.next_event()? {
-                            state = (self.reducer)(state, &line.event);
-                        }
-                    }
-                    (state, 0, String::new())
-                }
+        let restored = panic::catch_unwind(AssertUnwindSafe(|| -> Result<Folded<S>> {
+            let mut folded = match start {
+                Some(snap) => Folded {
+                    seq: match snap.seq {
+                        Some(seq) => seq,
+                        None => log.seq_at(snap.offset)?,
+                    },
+                    state: snap.state,
+                    offset: snap.offset,
+                    hash: snap.hash,
+                    last: None,
+                },
+                None => self.fold_archive(log)?,
             };
-            let mut lines = log.active_lines(offset)?;
-            while offset < until {
+            let mut lines = log.active_lines(folded.offset, Some(folded.seq))?;
+            while folded.offset < until {
                 let Some(line) = lines.next_event()? else {
                     break;
                 };
-                state = (self.reducer)(state, &line.event);
-                offset = line.end;
-                hash = hash_hex(line.hash);
+                folded.fold(self.reducer, line);
             }
-            Ok((state, offset, hash))
+            Ok(folded)
         }));
         match restored {
-            Ok(Ok((state, offset, restored_hash))) if offset == until => {
-                self.state = state;
-                self.offset = offset;
-                self.hash = if offset == 0 {
-                    String::new()
-                } else {
-                    restored_hash
-                };
+            Ok(Ok(folded)) if folded.offset == until => {
+                self.hash = folded.hash();
+                self.state = folded.state;
+                self.offset = folded.offset;
+                self.seq = folded.seq;
                 self.status = Status::Current {
                     log: log.id,
-                    archive_len: log.archive_len(),
+                    archive_len: log.archive_len,
                 };
-                if self.saved_offset.is_some_and(|saved| saved > offset) {
+                if self.saved_offset.is_some_and(|saved| saved > folded.offset) {
                     self.saved_offset = None;
                 }
             }
@@ -458,10 +575,32 @@ where
         }
     }
 
+    /// Folds every event of the archive into the default state: the
+    /// state at offset 0 of the active log.
+    fn fold_archive(&self, log: &History) -> Result<Folded<S>> {
+        let mut folded = Folded {
+            state: S::default(),
+            offset: 0,
+            hash: String::new(),
+            last: None,
+            seq: 0,
+        };
+        if let Some(mut lines) = log.archive_lines()? {
+            while let Some(line) = lines.next_event()? {
+                folded.fold(self.reducer, line);
+            }
+            lines.check_end(Some(log.base_seq()))?;
+        }
+        // Positions in the active log start at 0, with no line before.
+        folded.offset = 0;
+        folded.last = None;
+        Ok(folded)
+    }
+
     /// Saves the snapshot as part of a refresh, unless the log is
     /// poisoned; a failure is a warning, since the snapshot is a cache and
     /// the state in memory is right.
-    fn save_quietly(&mut self, log: &EventLog) {
+    fn save_quietly(&mut self, log: &History) {
         if log.is_poisoned() {
             return;
         }
@@ -475,27 +614,19 @@ where
 
     /// Replays the archive and the whole active log from the default state,
     /// then saves the snapshot. On error the view keeps its previous state.
-    fn replay_all(&mut self, log: &EventLog) -> Result<()> {
-        let mut state = S::default();
-        if let Some(mut lines) = log.archive_lines()? {
-            while let Some(line) = lines.next_event()? {
-                state = (self.reducer)(state, &line.event);
-            }
-        }
-        let mut offset = 0;
-        let mut last_hash = None;
-        let mut lines = log.active_lines(0)?;
+    fn replay_all(&mut self, log: &History) -> Result<()> {
+        let mut folded = self.fold_archive(log)?;
+        let mut lines = log.active_lines(0, Some(folded.seq))?;
         while let Some(line) = lines.next_event()? {
-            state = (self.reducer)(state, &line.event);
-            offset = line.end;
-            last_hash = Some(line.hash);
+            folded.fold(self.reducer, line);
         }
-        self.state = state;
-        self.offset = offset;
-        self.hash = last_hash.map(hash_hex).unwrap_or_default();
+        self.hash = folded.hash();
+        self.state = folded.state;
+        self.offset = folded.offset;
+        self.seq = folded.seq;
         self.status = Status::Current {
             log: log.id,
-            archive_len: log.archive_len(),
+            archive_len: log.archive_len,
         };
         self.save_quietly(log);
         Ok(())
@@ -541,6 +672,11 @@ where
     /// written; the old one is then untouched. [`Error::Poisoned`] after a
     /// failed write of the log, until it is [recovered](EventLog::recover).
     pub fn save(&mut self, log: &EventLog) -> Result<()> {
+        self.save_in(log.history())
+    }
+
+    /// [`save`](View::save) on the history of a log.
+    fn save_in(&mut self, log: &History) -> Result<()> {
         log.check_usable()?;
         let current = matches!(self.status, Status::Current { log: id, .. } if id == log.id);
         if current && self.saved_offset != Some(self.offset) {
@@ -553,12 +689,13 @@ where
     /// durably. If `views/` was removed while the log was open, it is
     /// created again. A snapshot over the size limit (1 GiB of JSON) is
     /// not written, with a warning: it could not be read back.
-    fn write_snapshot(&mut self, log: &EventLog) -> Result<()> {
+    fn write_snapshot(&mut self, log: &History) -> Result<()> {
         let snapshot = ViewSnapshot {
             state: &self.state,
             offset: self.offset,
             hash: self.hash.clone(),
-            archive_len: Some(log.archive_len()),
+            archive_len: Some(log.archive_len),
+            seq: Some(self.seq),
             checksum: None,
         };
         let len = match snapshot.save(&self.snapshot_path) {
@@ -655,11 +792,43 @@ impl<S> View<S> {
     /// log.append(&Event::with_ts("ping", json!(null), 1))?;
     /// let mut view = View::new("count", count, dir.path().join("views"))?;
     /// view.refresh(&log)?;
-    /// assert_eq!(view.offset(), 35); // the length of the one line
+    /// assert_eq!(view.offset(), 43); // the length of the one line
     /// # Ok::<(), eventfold::Error>(())
     /// ```
     pub fn offset(&self) -> u64 {
         self.offset
+    }
+}
+
+/// A state being folded, with the position after the last event in it.
+struct Folded<S> {
+    state: S,
+    /// Offset in the active log after the last event (0 in the archive).
+    offset: u64,
+    /// Hash of the line before `offset`; empty at 0. Once a line is
+    /// folded, `last` holds it instead, turned into text only at the end.
+    hash: String,
+    last: Option<u64>,
+    /// The sequence number of the next event.
+    seq: u64,
+}
+
+impl<S> Folded<S> {
+    /// Folds one more event.
+    fn fold(&mut self, reducer: Reducer<S>, line: LineEvent)
+    where
+        S: Default,
+    {
+        let seq = line.seq.unwrap_or(self.seq);
+        self.state = reducer.apply(mem::take(&mut self.state), seq, &line.event);
+        self.offset = line.end;
+        self.last = Some(line.hash);
+        self.seq = seq + 1;
+    }
+
+    /// The hash of the line before `offset`, as a snapshot records it.
+    fn hash(&self) -> String {
+        self.last.map_or_else(|| self.hash.clone(), hash_hex)
     }
 }
 
@@ -692,14 +861,14 @@ pub(crate) fn validate_name(name: &str) -> Result<()> {
 /// holds it.
 pub(crate) trait AnyView: Send {
     fn name(&self) -> &str;
-    fn load(&mut self, log: &EventLog) -> Result<()>;
-    fn refresh(&mut self, log: &EventLog) -> Result<()>;
-    fn rebuild(&mut self, log: &EventLog) -> Result<()>;
+    fn load(&mut self, log: &History) -> Result<()>;
+    fn refresh(&mut self, log: &History) -> Result<()>;
+    fn rebuild(&mut self, log: &History) -> Result<()>;
     /// The active log moved into the archive, which is now `archive_len`
     /// bytes long; the view had consumed all of it.
     fn rotated(&mut self, log: u64, archive_len: u64);
     /// Saves the snapshot if the in-memory state is ahead of it.
-    fn save_pending(&mut self, log: &EventLog) -> Result<()>;
+    fn save_pending(&mut self, log: &History) -> Result<()>;
     fn as_any(&self) -> &dyn Any;
     fn state_type(&self) -> &'static str;
 }
@@ -711,14 +880,14 @@ where
     fn name(&self) -> &str {
         &self.name
     }
-    fn load(&mut self, log: &EventLog) -> Result<()> {
+    fn load(&mut self, log: &History) -> Result<()> {
         View::load(self, log)
     }
-    fn refresh(&mut self, log: &EventLog) -> Result<()> {
-        View::refresh(self, log).map(|_| ())
+    fn refresh(&mut self, log: &History) -> Result<()> {
+        View::refresh_in(self, log).map(|_| ())
     }
-    fn rebuild(&mut self, log: &EventLog) -> Result<()> {
-        View::rebuild(self, log).map(|_| ())
+    fn rebuild(&mut self, log: &History) -> Result<()> {
+        View::rebuild_in(self, log).map(|_| ())
     }
     fn rotated(&mut self, log: u64, archive_len: u64) {
         self.offset = 0;
@@ -726,8 +895,8 @@ where
         self.status = Status::Current { log, archive_len };
         self.saved_offset = Some(0);
     }
-    fn save_pending(&mut self, log: &EventLog) -> Result<()> {
-        View::save(self, log)
+    fn save_pending(&mut self, log: &History) -> Result<()> {
+        View::save_in(self, log)
     }
     fn as_any(&self) -> &dyn Any {
         self

@@ -5,7 +5,8 @@
 //!
 //! The directories (see [`templates`]) hold two rotations' worth of events
 //! in the archive, more in `app.jsonl`, snapshots of three views, and in
-//! three of the four a `rotation.json` left by an interrupted rotation.
+//! three of the four a `rotation.json` left by an interrupted rotation;
+//! every one has its archive index, `archive.index.jsonl`.
 //! The damage is one of: a bit flipped, 1-8 bytes zeroed, the file cut
 //! short, 1-8 bytes deleted, 1-8 bytes inserted, or (in `app.jsonl`) one
 //! line replaced by another valid event, of another length or of the same
@@ -13,34 +14,39 @@
 //! frame headers and checksums, digits of JSON numbers).
 //!
 //! What each kind of damage yields, in the fixed-seed sweep
-//! ([`sweep_table_of_damage_outcomes`], 1,404 cases, 12 per template,
+//! ([`sweep_table_of_damage_outcomes`], 1,644 cases, 12 per template,
 //! file and kind):
 //!
 //! | damage | file | correct | Corrupt(file, offset) | Corrupt(rotation.json) | torn tail | cut at a line | edited, consistent | edited, seen after rebuild |
 //! |---|---|---:|---:|---:|---:|---:|---:|---:|
-//! | Flip | app.jsonl | 0 | 33 | 0 | 0 | 0 | 1 | 2 |
-//! | Flip | archive.jsonl.zst | 3 | 45 | 0 | 0 | 0 | 0 | 0 |
+//! | Flip | app.jsonl | 0 | 34 | 0 | 0 | 0 | 1 | 1 |
+//! | Flip | archive.index.jsonl | 0 | 48 | 0 | 0 | 0 | 0 | 0 |
+//! | Flip | archive.jsonl.zst | 2 | 46 | 0 | 0 | 0 | 0 | 0 |
 //! | Flip | rotation.json | 0 | 36 | 0 | 0 | 0 | 0 | 0 |
 //! | Flip | snapshot | 144 | 0 | 0 | 0 | 0 | 0 | 0 |
-//! | Zero | app.jsonl | 0 | 36 | 0 | 0 | 0 | 0 | 0 |
-//! | Zero | archive.jsonl.zst | 1 | 47 | 0 | 0 | 0 | 0 | 0 |
+//! | Zero | app.jsonl | 0 | 35 | 0 | 1 | 0 | 0 | 0 |
+//! | Zero | archive.index.jsonl | 0 | 48 | 0 | 0 | 0 | 0 | 0 |
+//! | Zero | archive.jsonl.zst | 2 | 46 | 0 | 0 | 0 | 0 | 0 |
 //! | Zero | rotation.json | 0 | 36 | 0 | 0 | 0 | 0 | 0 |
 //! | Zero | snapshot | 144 | 0 | 0 | 0 | 0 | 0 | 0 |
 //! | Truncate | app.jsonl | 0 | 24 | 0 | 6 | 6 | 0 | 0 |
-//! | Truncate | archive.jsonl.zst | 6 | 40 | 2 | 0 | 0 | 0 | 0 |
+//! | Truncate | archive.index.jsonl | 1 | 47 | 0 | 0 | 0 | 0 | 0 |
+//! | Truncate | archive.jsonl.zst | 11 | 33 | 4 | 0 | 0 | 0 | 0 |
 //! | Truncate | rotation.json | 0 | 36 | 0 | 0 | 0 | 0 | 0 |
 //! | Truncate | snapshot | 144 | 0 | 0 | 0 | 0 | 0 | 0 |
-//! | Delete | app.jsonl | 0 | 34 | 0 | 0 | 0 | 2 | 0 |
-//! | Delete | archive.jsonl.zst | 4 | 42 | 2 | 0 | 0 | 0 | 0 |
+//! | Delete | app.jsonl | 0 | 35 | 0 | 0 | 0 | 1 | 0 |
+//! | Delete | archive.index.jsonl | 0 | 48 | 0 | 0 | 0 | 0 | 0 |
+//! | Delete | archive.jsonl.zst | 2 | 43 | 3 | 0 | 0 | 0 | 0 |
 //! | Delete | rotation.json | 0 | 36 | 0 | 0 | 0 | 0 | 0 |
 //! | Delete | snapshot | 144 | 0 | 0 | 0 | 0 | 0 | 0 |
-//! | Insert | app.jsonl | 0 | 47 | 0 | 0 | 0 | 1 | 0 |
-//! | Insert | archive.jsonl.zst | 2 | 46 | 0 | 0 | 0 | 0 | 0 |
+//! | Insert | app.jsonl | 0 | 46 | 0 | 0 | 0 | 2 | 0 |
+//! | Insert | archive.index.jsonl | 1 | 47 | 0 | 0 | 0 | 0 | 0 |
+//! | Insert | archive.jsonl.zst | 1 | 47 | 0 | 0 | 0 | 0 | 0 |
 //! | Insert | rotation.json | 0 | 36 | 0 | 0 | 0 | 0 | 0 |
 //! | Insert | snapshot | 144 | 0 | 0 | 0 | 0 | 0 | 0 |
 //! | Edit | app.jsonl | 0 | 24 | 0 | 0 | 0 | 12 | 0 |
 //! | EditSameLength | app.jsonl | 0 | 12 | 0 | 0 | 0 | 8 | 16 |
-//! | **all** | | 736 | 610 | 4 | 6 | 6 | 24 | 18 |
+//! | **all** | | 740 | 843 | 7 | 7 | 6 | 24 | 17 |
 //!
 //! The columns (see [`Outcome`]): *correct*: views and `read_full` as
 //! before the damage (a damaged snapshot rebuilt, damage in a frame's
@@ -72,7 +78,9 @@
 //! partial frame rolled forward and blamed on the archive, and an
 //! `app.jsonl` edited beside an interrupted rotation's frame rolled back
 //! (recovery now checks that the frame is the rotation's own before
-//! acting on it, see `archive::recover`).
+//! acting on it, see `rotation::recover`). Since sequence numbers: an
+//! archive that lost bytes is reported on open, against the archive index,
+//! rather than when a view is rebuilt from it.
 //!
 //! No damage caused a panic or an error other than `Corrupt`.
 
@@ -302,7 +310,7 @@ struct Damage {
 fn combos() -> Vec<(usize, &'static str, Kind)> {
     let mut combos = Vec::new();
     for (t, template) in templates().iter().enumerate() {
-        for file in [LOG, ARCHIVE, INTENT].into_iter().chain(SNAPSHOTS) {
+        for file in [LOG, ARCHIVE, INTENT, INDEX].into_iter().chain(SNAPSHOTS) {
             let Some(bytes) = template.image.get(file) else {
                 continue;
             };
@@ -345,7 +353,7 @@ fn structural_places(file: &str, bytes: &[u8]) -> Vec<usize> {
         }
     } else {
         for (i, &b) in bytes.iter().enumerate() {
-            if b.is_ascii_digit() || b"{}[]\":,".contains(&b) {
+            if b.is_ascii_digit() || b"{}[]\":,\n".contains(&b) {
                 places.push(i);
             }
         }
@@ -397,14 +405,19 @@ fn apply(d: &Damage, original: &[u8]) -> (Vec<u8>, usize) {
 }
 
 /// Another valid event in place of the one on `line`, that every view
-/// sees differently.
+/// sees differently, at the same position (the `seq` kept, as a person
+/// editing the line would).
 fn edit(line: &str) -> String {
     let mut event = Event::from_json_line(line).expect("a valid line");
     event.event_type = "todo_added".to_owned();
     let n = event.data["n"].as_u64().unwrap_or(0);
     event.data = json!({"n": n + 1000, "text": "edited by hand"});
     event.ts += 1;
-    event.to_json_line().unwrap()
+    let seq: Value = serde_json::from_str(line).expect("a valid line");
+    match seq["seq"].as_u64() {
+        Some(seq) => stored_line(&event, seq),
+        None => event.to_json_line().unwrap(),
+    }
 }
 
 /// Another valid event of the same length in place of the one on `line`:

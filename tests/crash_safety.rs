@@ -28,7 +28,7 @@ fn range(r: std::ops::Range<u64>) -> Vec<u64> {
 
 /// The stored line of `numbered(n)`, without its newline.
 fn line_of(n: u64) -> Vec<u8> {
-    numbered(n).to_json_line().expect("serialize").into_bytes()
+    stored_line(&numbered(n), n).into_bytes()
 }
 
 /// Every file of the data directory and of `views/`, with its bytes.
@@ -84,9 +84,21 @@ fn assert_recovers(dir: &Path, expected: &[u64]) {
         "intent temporary left behind"
     );
     assert_eq!(all_events(&log), events_of(expected), "read_full");
+    assert_eq!(log.next_seq(), expected.len() as u64, "next_seq");
+    for start in 0..=expected.len() {
+        let read: Vec<(u64, Event)> = log
+            .read_from_seq(start as u64)
+            .and_then(|items| items.map(|i| i.map(|(seq, e, _)| (seq, e))).collect())
+            .expect("read_from_seq");
+        let wanted: Vec<(u64, Event)> = (start as u64..)
+            .zip(events_of(&expected[start..]))
+            .collect();
+        assert_eq!(read, wanted, "read_from_seq({start})");
+    }
     log.refresh_all().expect("refresh");
     assert_views(&log, expected);
     drop(log);
+    check_index(dir);
 
     let settled = dir_files(dir);
     let mut log = open_with_views(dir);
@@ -355,7 +367,7 @@ fn crash_during_first_snapshot_write_replays_history() {
 
 // ------------------------------------------------------ crash in rotation
 
-/// The point of a rotation a crash interrupted; see `src/archive.rs`.
+/// The point of a rotation a crash interrupted; see `src/rotation.rs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Step {
     /// Step 1 done: views refreshed, snapshots at `M`; no intent yet.
@@ -368,11 +380,15 @@ enum Step {
     PartialFrame,
     /// Step 3 done: frame complete and synced; `app.jsonl` not truncated.
     FrameWritten,
-    /// Step 4 done: `app.jsonl` truncated; snapshots still at `M`.
+    /// Step 4 half done: part of the frame's line appended to the index.
+    IndexTorn,
+    /// Step 4 done: the index records the frame; `app.jsonl` not truncated.
+    IndexWritten,
+    /// Step 5 done: `app.jsonl` truncated; snapshots still at `M`.
     Truncated,
-    /// Step 5 half done: the "count" snapshot at 0, the others still at `M`.
+    /// Step 6 half done: the "count" snapshot at 0, the others still at `M`.
     SomeShifted,
-    /// Step 5 done: every snapshot at 0; `rotation.json` not yet removed.
+    /// Step 6 done: every snapshot at 0; `rotation.json` not yet removed.
     Shifted,
 }
 
@@ -433,6 +449,16 @@ impl Rotation {
             }
             _ => fs::write(d.join(ARCHIVE), &archive).unwrap(),
         }
+        let index_before = fs::read(self.before.path().join(INDEX)).unwrap_or_default();
+        let index_after = fs::read(after.join(INDEX)).unwrap();
+        match step {
+            Step::IndexTorn => {
+                let half = index_before.len() + (index_after.len() - index_before.len()) / 2;
+                fs::write(d.join(INDEX), &index_after[..half]).unwrap();
+            }
+            _ if step >= Step::IndexWritten => fs::write(d.join(INDEX), &index_after).unwrap(),
+            _ => {}
+        }
         if step >= Step::Truncated {
             fs::write(d.join(LOG), b"").unwrap();
         }
@@ -467,6 +493,12 @@ impl Rotation {
             );
         }
         assert_eq!(file_size(&d.join(LOG)), self.log_len, "{step:?}");
+        assert_eq!(
+            fs::read(d.join(INDEX)).unwrap_or_default(),
+            fs::read(self.before.path().join(INDEX)).unwrap_or_default(),
+            "{step:?}: the index cut back to the frames before the rotation"
+        );
+        check_index(d);
         for view in VIEWS {
             assert_eq!(snapshot_json(d, view)["offset"], self.log_len, "{step:?}");
         }
@@ -488,6 +520,12 @@ impl Rotation {
             "{step:?}: archive kept"
         );
         assert_eq!(file_size(&d.join(LOG)), 0, "{step:?}");
+        assert_eq!(
+            fs::read(d.join(INDEX)).unwrap(),
+            fs::read(after.join(INDEX)).unwrap(),
+            "{step:?}: the index records the new frame"
+        );
+        check_index(d);
         for view in VIEWS {
             let snapshot = snapshot_json(d, view);
             assert_eq!(snapshot, snapshot_json(after, view), "{step:?}: {view}");
@@ -552,6 +590,41 @@ fn rotation_crash_mid_frame_cuts_the_partial_frame() {
 fn rotation_crash_after_compress_before_truncate_rolls_back() {
     for r in Rotation::both() {
         r.check_rolled_back(Step::FrameWritten);
+    }
+}
+
+/// The frame is in the archive and its line in the index, whole or in
+/// part, but `app.jsonl` still has its events: both are cut back.
+#[test]
+fn rotation_crash_while_recording_the_frame_rolls_back_the_index_too() {
+    for r in Rotation::both() {
+        r.check_rolled_back(Step::IndexTorn);
+        r.check_rolled_back(Step::IndexWritten);
+    }
+}
+
+/// A crash of a version of eventfold from before the archive index, after
+/// `app.jsonl` was truncated: the index has no line for the new frame (or
+/// does not exist). The roll-forward records it, counting its events.
+#[test]
+fn rotation_crash_without_the_index_line_rolls_forward_and_records_the_frame() {
+    for r in Rotation::both() {
+        for index_kept in [true, false] {
+            let dir = r.crash_at(Step::FrameWritten);
+            fs::write(dir.path().join(LOG), b"").unwrap();
+            if !index_kept {
+                let _ = fs::remove_file(dir.path().join(INDEX));
+            }
+            let log = open_with_views(dir.path());
+            assert_eq!(log.next_seq(), r.history.len() as u64);
+            drop(log);
+            assert_eq!(
+                fs::read(dir.path().join(INDEX)).unwrap(),
+                fs::read(r.after.path().join(INDEX)).unwrap(),
+                "index kept: {index_kept}"
+            );
+            assert_recovers(dir.path(), &r.history);
+        }
     }
 }
 

@@ -5,7 +5,7 @@ mod common;
 
 use std::fs;
 
-use common::{data_file, dummy_event, test_dir};
+use common::{data_file, dummy_event, stored_line, test_dir};
 use eventfold::{Event, EventLog};
 use serde_json::{Value, json};
 
@@ -169,7 +169,8 @@ fn serialized_event_is_exactly_one_line() {
 }
 
 /// On disk, an event full of newlines is still one line of `app.jsonl`,
-/// identical to `to_json_line` plus its newline.
+/// identical to `to_json_line` with the event's sequence number (`"seq":0`
+/// for the first event) as its last key, plus its newline.
 #[test]
 fn appended_event_is_one_line_on_disk() {
     let dir = test_dir();
@@ -182,7 +183,7 @@ fn appended_event_is_one_line_on_disk() {
     assert_eq!(bytes.iter().filter(|&&b| b == b'\n').count(), 1);
     assert_eq!(bytes.last(), Some(&b'\n'));
     let line = std::str::from_utf8(&bytes[..bytes.len() - 1]).expect("UTF-8");
-    assert_eq!(line, event.to_json_line().expect("serialize"));
+    assert_eq!(line, stored_line(&event, 0));
     assert_eq!(Event::from_json_line(line).expect("parse"), event);
 }
 

@@ -20,9 +20,10 @@ fn archive(dir: &Path) -> PathBuf {
     dir.join("archive.jsonl.zst")
 }
 
-/// Length of the line of `numbered(n)`, newline included.
+/// Length of the line of `numbered(n)` stored as event `n` of the history
+/// (as `append_numbered` from 0 stores it), newline included.
 fn line_len(n: u64) -> u64 {
-    numbered(n).to_json_line().unwrap().len() as u64 + 1
+    stored_line(&numbered(n), n).len() as u64 + 1
 }
 
 fn seq(log: &EventLog) -> Vec<u64> {
@@ -87,7 +88,7 @@ fn matching_snapshot_is_trusted() {
 #[test]
 fn mismatched_hash_is_rebuilt() {
     let dir = refreshed_log(0..3);
-    let last = numbered(2).to_json_line().unwrap();
+    let last = stored_line(&numbered(2), 2);
     let xxh3 = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(last.as_bytes()));
     assert_eq!(snapshot_json(dir.path(), "seq")["hash"], xxh3);
 
@@ -153,20 +154,62 @@ fn stale_snapshot_is_not_revived_by_a_rotation() {
 }
 
 /// A valid event line inserted in the middle of `app.jsonl` while the log
-/// was closed shifts the line before the snapshot's offset: the hash no
-/// longer matches and the view folds the edited log.
+/// was closed shifts the events after it: their positions would lie, so
+/// reading fails with `Corrupt` naming `app.jsonl` and the first line whose
+/// `seq` disagrees with its position, every time, instead of folding the
+/// edited log; the view keeps its state and refreshing leaves its snapshot
+/// as it was (`rebuild_view` deletes the snapshot before it replays).
+///
+/// Inserted as a stored line (with its own `"seq":7`), the inserted line
+/// itself is the first to disagree. Inserted without `"seq"` (as lines
+/// written before sequence numbers existed are), it takes its place's
+/// position, and the next line, which says it is event 2, is the first to
+/// disagree.
 #[test]
 fn line_inserted_in_log_is_detected() {
-    let dir = refreshed_log(0..5);
-    tamper(dir.path(), |_| {});
-    let text = fs::read_to_string(active(dir.path())).unwrap();
-    let mut lines: Vec<&str> = text.lines().collect();
-    let inserted = numbered(7).to_json_line().unwrap();
-    lines.insert(2, &inserted);
-    fs::write(active(dir.path()), lines.join("\n") + "\n").unwrap();
+    for with_seq in [true, false] {
+        let dir = refreshed_log(0..5);
+        tamper(dir.path(), |_| {});
+        let text = fs::read_to_string(active(dir.path())).unwrap();
+        let mut lines: Vec<&str> = text.lines().collect();
+        let inserted = if with_seq {
+            stored_line(&numbered(7), 7)
+        } else {
+            numbered(7).to_json_line().unwrap()
+        };
+        lines.insert(2, &inserted);
+        fs::write(active(dir.path()), lines.join("\n") + "\n").unwrap();
+        let bad_at = if with_seq {
+            2 * line_len(0)
+        } else {
+            2 * line_len(0) + inserted.len() as u64 + 1
+        };
+        let before = fs::read(snapshot_file(dir.path(), "seq")).unwrap();
 
-    let log = reopen_refreshed(dir.path());
-    assert_rebuilt(&log, &[0, 1, 7, 2, 3, 4]);
+        let is_shifted = |err: &Error| {
+            matches!(err, Error::Corrupt { path, offset, detail }
+                if *path == active(dir.path())
+                    && *offset == bad_at
+                    && detail.contains("says it is event"))
+        };
+        let mut log = open_with_views(dir.path());
+        let opened = seq(&log);
+        for _ in 0..2 {
+            let err = log.refresh_all().unwrap_err();
+            assert!(is_shifted(&err), "with_seq {with_seq}: {err}");
+            assert_eq!(seq(&log), opened, "with_seq {with_seq}: no partial state");
+        }
+        assert_eq!(
+            fs::read(snapshot_file(dir.path(), "seq")).unwrap(),
+            before,
+            "with_seq {with_seq}"
+        );
+        let err = try_all_events(&log).unwrap_err();
+        assert!(is_shifted(&err), "with_seq {with_seq}: {err}");
+        let err = log.rebuild_view("seq").unwrap_err();
+        assert!(is_shifted(&err), "with_seq {with_seq}: {err}");
+        assert_eq!(seq(&log), opened, "with_seq {with_seq}: no partial state");
+    }
 }
 
 /// An emptied `app.jsonl` with a snapshot at offset > 0: rebuilt from the
@@ -212,7 +255,7 @@ fn corrupt_log_line_is_reported_not_skipped() {
     append_bytes(&active(dir.path()), b"this is not an event\n");
     append_bytes(
         &active(dir.path()),
-        format!("{}\n", numbered(3).to_json_line().unwrap()).as_bytes(),
+        format!("{}\n", stored_line(&numbered(3), 3)).as_bytes(),
     );
     let before = fs::read(snapshot_file(dir.path(), "seq")).unwrap();
 
@@ -293,16 +336,13 @@ fn every_bit_flip_in_the_archive_is_caught() {
         let mut damaged = original.clone();
         damaged[i] ^= 0x04;
         fs::write(archive(dir.path()), &damaged).unwrap();
-        let log = EventLog::open(dir.path()).unwrap();
-        let read: Result<Vec<_>, _> = log
-            .read_full()
-            .unwrap()
-            .map(|r| r.map(|(e, _)| e))
-            .collect();
+        // Open checks the frame the archive index records: damage there is
+        // caught before any read.
+        let read = EventLog::open(dir.path()).and_then(|log| try_all_events(&log));
         match read {
             Ok(events) => assert_eq!(events, expected, "flip at byte {i} changed events"),
             Err(Error::Corrupt { path, .. }) => {
-                assert_eq!(path, archive(dir.path()));
+                assert_eq!(path, archive(dir.path()), "flip at byte {i}");
                 caught += 1;
             }
             Err(other) => panic!("flip at byte {i}: {other:?}"),
@@ -356,7 +396,9 @@ fn snapshot_without_archive_len_is_accepted() {
 /// of the decompressed stream, with no hint which frame. The error now
 /// names the frame and gives its offset in the compressed file, for every
 /// damaged frame of a three-frame archive, whether the damage is in its
-/// data or its header.
+/// data or its header. Damage to the start of the frame the archive index
+/// records as the last is caught by `EventLog::open` itself, with the same
+/// file, offset and frame number.
 #[test]
 fn damaged_archive_frame_is_named_with_its_compressed_offset() {
     let dir = test_dir();
@@ -381,12 +423,14 @@ fn damaged_archive_frame_is_named_with_its_compressed_offset() {
             let mut damaged = archive.clone();
             damaged[damage_at] ^= 0x55;
             fs::write(&archive_path, &damaged).unwrap();
-            let log = EventLog::open(dir.path()).unwrap();
-            let error = log
-                .read_full()
-                .unwrap()
-                .find_map(Result::err)
-                .expect("the damage is reported");
+            let error = match EventLog::open(dir.path()) {
+                Ok(log) => log
+                    .read_full()
+                    .unwrap()
+                    .find_map(Result::err)
+                    .expect("the damage is reported"),
+                Err(error) => error,
+            };
             match &error {
                 Error::Corrupt {
                     path,

@@ -12,7 +12,9 @@
 //! - snapshots are never ahead of the log, and every view, once refreshed,
 //!   equals a fresh fold of `read_full()`;
 //! - the archive decompresses frame by frame with the zstd crate alone, and
-//!   archive plus active log are exactly the history;
+//!   archive plus active log are exactly the history, every line carrying
+//!   its sequence number; the archive index records exactly those frames,
+//!   and every event is read back at its sequence number;
 //! - committed frames (the archive as recovery alone leaves it, seen on a
 //!   second copy opened without `max_log_size`) never change or disappear:
 //!   each kill's committed archive starts, byte for byte, with the
@@ -45,8 +47,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::workload::{Chain, chain_reducer, others_reducer, say, workload_log};
 use common::{
-    ARCHIVE, INTENT, INTENT_TMP, LOG, Rng, archive_frames, copy_data_dir, counter_reducer, env_u64,
-    mix, random_text, spawn_child_test, sum_reducer, test_dir,
+    ARCHIVE, INTENT, INTENT_TMP, LOG, Rng, archive_frames, check_index, copy_data_dir,
+    counter_reducer, env_u64, mix, random_text, spawn_child_test, stored_line, sum_reducer,
+    test_dir,
 };
 use eventfold::{Event, EventLog};
 use serde_json::json;
@@ -286,6 +289,24 @@ fn check_dir(dir: &Path, max_log_size: u64) -> Files {
         assert_eq!(loaded, chain, "the chain snapshot is not a prefix fold");
     }
 
+    // Positions: the history ends at `n`, and a read from any sequence
+    // number starts with that event.
+    assert_eq!(log.next_seq(), n, "next_seq");
+    for seq in [0, n / 3, n / 2, n.saturating_sub(1)]
+        .into_iter()
+        .filter(|&s| s < n)
+    {
+        let (at, event, _) = log
+            .read_from_seq(seq)
+            .and_then(|mut items| items.next().expect("an event"))
+            .unwrap_or_else(|e| panic!("read_from_seq({seq}): {e}"));
+        assert_eq!(
+            (at, event),
+            (seq, torture_event(seq)),
+            "read_from_seq({seq})"
+        );
+    }
+
     log.refresh_all().expect("refresh_all");
     assert_eq!(
         *log.view::<u64>("count").expect("count"),
@@ -347,7 +368,7 @@ fn check_files(dir: &Path) -> Files {
             "part {i} does not end with a newline"
         );
         for line in part.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            let expected = torture_event(line_no).to_json_line().expect("serialize");
+            let expected = stored_line(&torture_event(line_no), line_no);
             assert_eq!(
                 std::str::from_utf8(line).expect("UTF-8"),
                 expected,
@@ -356,6 +377,7 @@ fn check_files(dir: &Path) -> Files {
             line_no += 1;
         }
     }
+    check_index(dir);
     Files {
         events: line_no,
         archive,

@@ -11,7 +11,7 @@ use std::thread;
 
 use common::{
     active_events, all_events, append_n, append_numbered, assert_events_eq, data_file, dummy_event,
-    numbered, test_dir,
+    numbered, stored_line, test_dir,
 };
 use eventfold::{Error, Event, EventLog};
 use serde_json::json;
@@ -262,7 +262,8 @@ fn read_from_invalid_offset_is_an_error() {
 
 /// Hashes are 16 lowercase hex digits, the xxh3-64 of the line's bytes:
 /// equal lines hash equal, different ones differently, and `read_from` and
-/// `read_full` agree.
+/// `read_full` agree. Two equal events appended one after the other are two
+/// different lines, since each line ends with its event's `"seq"`.
 #[test]
 fn line_hash_is_deterministic() {
     let dir = test_dir();
@@ -282,8 +283,8 @@ fn line_hash_is_deterministic() {
         .map(|item| item.expect("valid event").1)
         .collect();
     assert_eq!(from, full);
-    assert_eq!(from[0], from[1]);
-    assert_eq!(from.iter().collect::<BTreeSet<_>>().len(), 3);
+    assert_ne!(from[0], from[1], "\"seq\":0 and \"seq\":1 differ");
+    assert_eq!(from.iter().collect::<BTreeSet<_>>().len(), 4);
     for hash in &from {
         assert_eq!(hash.len(), 16, "{hash}");
         assert!(
@@ -298,15 +299,32 @@ fn line_hash_is_deterministic() {
         .map(|line| format!("{:016x}", xxhash_rust::xxh3::xxh3_64(line.as_bytes())))
         .collect();
     assert_eq!(from, expected);
+    let events = [
+        dummy_event("same"),
+        dummy_event("same"),
+        dummy_event("other"),
+        numbered(1),
+    ];
+    let stored: Vec<String> = events
+        .iter()
+        .zip(0..)
+        .map(|(event, seq)| {
+            let line = stored_line(event, seq);
+            format!("{:016x}", xxhash_rust::xxh3::xxh3_64(line.as_bytes()))
+        })
+        .collect();
+    assert_eq!(from, stored);
 
-    // The same bytes in another log give the same hash.
+    // The same bytes in another log give the same hashes.
     let other = test_dir();
     let mut log2 = open(other.path());
     log2.append(&dummy_event("same")).expect("append");
-    assert_eq!(
-        read_from_items(&log2, 0)[0].as_ref().expect("valid").2,
-        from[0]
-    );
+    log2.append(&dummy_event("same")).expect("append");
+    let hashes: Vec<String> = read_from_items(&log2, 0)
+        .into_iter()
+        .map(|item| item.expect("valid").2)
+        .collect();
+    assert_eq!(hashes, from[..2]);
 }
 
 // --- Reopening ---------------------------------------------------------------

@@ -1,9 +1,11 @@
 //! Property tests of the design: reducer determinism, rotation invariance,
 //! snapshot equivalence, ordering and multi-view consistency; then one
 //! model-based test that runs random operations (append, append_batch,
-//! refresh, rebuild, rotate, reopen, crash, kill, an append cut short in
-//! flight) and checks the log after each against a plain `Vec<Event>` and
-//! folds of it.
+//! conditional appends that win or lose, refresh, rebuild, rotate, reopen,
+//! crash, kill, an append cut short in flight) and checks the log after
+//! each against a plain `Vec<Event>` and folds of it: every event's
+//! sequence number is its index in that `Vec`, read back from any
+//! position.
 //!
 //! A failing case is shrunk to a minimal sequence of operations and saved
 //! in `tests/props.proptest-regressions` (keep that file in the
@@ -25,16 +27,25 @@ use serde_json::{Value, json};
 
 use common::*;
 
-/// The registered views: three from `common`, plus one that keeps every
-/// event's type and text, so unicode must survive the snapshots.
-const VIEWS: [&str; 4] = ["count", "seq", "todos", "texts"];
+/// The registered views: three from `common`, one that keeps every
+/// event's type and text, so unicode must survive the snapshots, and one
+/// whose reducer gets sequence numbers.
+const VIEWS: [&str; 5] = ["count", "seq", "todos", "texts", "at"];
 
 fn open(dir: &Path, max_log_size: u64) -> EventLog {
     builder_with_views(dir)
         .view::<Texts>("texts", texts_reducer)
+        .view_with_seq::<Vec<[u64; 2]>>("at", at_reducer)
         .max_log_size(max_log_size)
         .open()
         .expect("open")
+}
+
+/// Pairs each event's sequence number with its `n`, the index the test
+/// gave it: they must be equal.
+fn at_reducer(mut state: Vec<[u64; 2]>, seq: u64, event: &Event) -> Vec<[u64; 2]> {
+    state.push([seq, event.data["n"].as_u64().unwrap_or(u64::MAX)]);
+    state
 }
 
 /// A registered view's current state, as JSON.
@@ -44,6 +55,7 @@ fn view_json(log: &EventLog, name: &str) -> Value {
         "seq" => serde_json::to_value(log.view::<Vec<u64>>(name).unwrap()),
         "todos" => serde_json::to_value(log.view::<TodoState>(name).unwrap()),
         "texts" => serde_json::to_value(log.view::<Texts>(name).unwrap()),
+        "at" => serde_json::to_value(log.view::<Vec<[u64; 2]>>(name).unwrap()),
         _ => unreachable!("unknown view {name}"),
     };
     value.expect("state to JSON")
@@ -56,6 +68,11 @@ fn fold_json(name: &str, events: &[Event]) -> Value {
         "seq" => serde_json::to_value(events.iter().fold(Vec::new(), seq_reducer)),
         "todos" => serde_json::to_value(events.iter().fold(TodoState::default(), todo_reducer)),
         "texts" => serde_json::to_value(events.iter().fold(Texts::new(), texts_reducer)),
+        "at" => serde_json::to_value(
+            (0..)
+                .zip(events)
+                .fold(Vec::new(), |s, (seq, e)| at_reducer(s, seq, e)),
+        ),
         _ => unreachable!("unknown view {name}"),
     };
     value.expect("state to JSON")
@@ -250,7 +267,7 @@ proptest! {
         };
         let active = fs::read_to_string(dir.path().join("app.jsonl")).expect("read log");
         lines.extend(active.lines().map(str::to_owned));
-        let expected: Vec<String> = events.iter().map(|e| e.to_json_line().unwrap()).collect();
+        let expected: Vec<String> = (0..).zip(&events).map(|(seq, e)| stored_line(e, seq)).collect();
         prop_assert_eq!(lines, expected);
     }
 
@@ -296,6 +313,13 @@ enum Op {
         cut: Index,
         kill: bool,
     },
+    /// `append_if` with the next sequence number off by `off` (0, or a
+    /// negative offset from 0: the right one, which wins; anything else
+    /// loses and writes nothing).
+    AppendIf {
+        off: i64,
+        batch: Vec<EventSpec>,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -315,6 +339,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => garbage.prop_map(Op::Kill),
         2 => (prop::collection::vec(event_spec(), 1..5), any::<Index>(), any::<bool>())
             .prop_map(|(batch, cut, kill)| Op::InFlight { batch, cut, kill }),
+        2 => (prop_oneof![2 => Just(0i64), 1 => -2i64..3], prop::collection::vec(event_spec(), 0..4))
+            .prop_map(|(off, batch)| Op::AppendIf { off, batch }),
     ]
 }
 
@@ -323,7 +349,8 @@ fn op() -> impl Strategy<Value = Op> {
 fn in_flight_bytes(batch: &[EventSpec], cut: &Index, first: usize) -> Vec<u8> {
     let mut bytes = Vec::new();
     for (i, spec) in batch.iter().enumerate() {
-        bytes.extend_from_slice(spec.event(first + i).to_json_line().unwrap().as_bytes());
+        let seq = (first + i) as u64;
+        bytes.extend_from_slice(stored_line(&spec.event(first + i), seq).as_bytes());
         bytes.push(b'\n');
     }
     bytes.truncate(cut.index(bytes.len() + 1));
@@ -397,22 +424,27 @@ impl Model {
         self.events.push(event);
     }
 
+    /// Appends the events of `specs`, as one append or batch does.
+    fn append(&mut self, specs: &[EventSpec]) {
+        if !specs.is_empty() {
+            self.auto_rotate();
+        }
+        for spec in specs {
+            let n = self.events.len();
+            let event = spec.event(n);
+            let len = stored_line(&event, n as u64).len() + 1;
+            self.push(event, len);
+        }
+    }
+
     fn apply(&mut self, op: &Op) {
         match op {
-            Op::Append(spec) => {
-                self.auto_rotate();
-                let event = spec.event(self.events.len());
-                self.active_len += event.to_json_line().unwrap().len() as u64 + 1;
-                self.events.push(event);
-            }
-            Op::AppendBatch(specs) => {
-                if !specs.is_empty() {
-                    self.auto_rotate();
-                }
-                for spec in specs {
-                    let event = spec.event(self.events.len());
-                    self.active_len += event.to_json_line().unwrap().len() as u64 + 1;
-                    self.events.push(event);
+            Op::Append(spec) => self.append(std::slice::from_ref(spec)),
+            Op::AppendBatch(specs) => self.append(specs),
+            Op::AppendIf { off, batch } => {
+                let next = self.events.len() as u64;
+                if next.saturating_add_signed(*off) == next {
+                    self.append(batch);
                 }
             }
             Op::Refresh => self.seen = [Seen::Exactly(self.events.len()); VIEWS.len()],
@@ -440,7 +472,7 @@ impl Model {
                 let mut left = in_flight_bytes(batch, cut, first).len();
                 for (i, spec) in batch.iter().enumerate() {
                     let event = spec.event(first + i);
-                    let line = event.to_json_line().unwrap();
+                    let line = stored_line(&event, (first + i) as u64);
                     if left > line.len() {
                         // A whole line reached the file before the crash:
                         // in flight, never acknowledged, and kept.
@@ -511,6 +543,26 @@ fn run(log: EventLog, dir: &Path, model: &Model, op: &Op) -> Result<EventLog, Te
             append_torn(dir, &in_flight_bytes(batch, cut, model.events.len()));
             log = open(dir, model.max_log_size);
         }
+        Op::AppendIf { off, batch } => {
+            let next = model.events.len() as u64;
+            let expected = next.saturating_add_signed(*off);
+            let first = model.events.len();
+            let events: Vec<Event> = (first..).zip(batch).map(|(n, s)| s.event(n)).collect();
+            match log.append_if(expected, &events) {
+                Ok(offsets) => {
+                    prop_assert_eq!(expected, next, "append_if accepted a wrong position");
+                    prop_assert_eq!(offsets.len(), events.len());
+                }
+                Err(eventfold::Error::Conflict {
+                    expected: e,
+                    actual,
+                }) => {
+                    prop_assert_ne!(expected, next, "append_if refused the right position");
+                    prop_assert_eq!((e, actual), (expected, next));
+                }
+                Err(e) => return Err(TestCaseError::fail(e.to_string())),
+            }
+        }
     }
     Ok(log)
 }
@@ -576,14 +628,44 @@ fn check(log: &EventLog, dir: &Path, model: &Model) -> Result<(), TestCaseError>
         0 => Vec::new(),
         _ => archive_lines(dir),
     };
-    let expected: Vec<String> = model.events[..model.archived]
-        .iter()
-        .map(|e| e.to_json_line().unwrap())
+    let expected: Vec<String> = (0..)
+        .zip(&model.events[..model.archived])
+        .map(|(seq, e)| stored_line(e, seq))
         .collect();
     prop_assert_eq!(archived, expected, "archive content");
+    check_positions(log, model)?;
     let torn = fs::read(dir.join("app.jsonl.torn")).unwrap_or_default();
     prop_assert_eq!(torn, model.torn.clone(), "app.jsonl.torn");
     prop_assert!(!dir.join("rotation.json").exists());
+    Ok(())
+}
+
+/// Every event is at its index in the model, read from any position:
+/// the first, the first of the active log, one inside each part, the end.
+fn check_positions(log: &EventLog, model: &Model) -> Result<(), TestCaseError> {
+    let n = model.events.len() as u64;
+    prop_assert_eq!(log.next_seq(), n);
+    let archived = model.archived as u64;
+    let starts = [0, archived / 2, archived, (archived + n) / 2, n];
+    for start in starts {
+        let read: Vec<(u64, Event)> = ok(log
+            .read_from_seq(start)
+            .and_then(|items| items.map(|item| item.map(|(seq, e, _)| (seq, e))).collect()))?;
+        let expected: Vec<(u64, Event)> = (start..)
+            .zip(model.events[start as usize..].iter().cloned())
+            .collect();
+        prop_assert_eq!(read, expected, "read_from_seq({})", start);
+    }
+    let past_end = matches!(
+        log.read_from_seq(n + 1),
+        Err(eventfold::Error::InvalidSeq { .. })
+    );
+    prop_assert!(past_end, "read_from_seq past the end");
+    if n > 0 {
+        let at = n / 2;
+        let state = ok(log.state_at(counter_reducer, at))?;
+        prop_assert_eq!(state, at + 1, "state_at({})", at);
+    }
     Ok(())
 }
 

@@ -19,9 +19,10 @@ fn active(dir: &Path) -> PathBuf {
     dir.join("app.jsonl")
 }
 
-/// The stored lines of events numbered `range`.
+/// The stored lines of events numbered `range`, each stored as event `n`
+/// of the history (as `append_numbered` from 0 stores them).
 fn lines(range: std::ops::Range<u64>) -> Vec<String> {
-    range.map(|n| numbered(n).to_json_line().unwrap()).collect()
+    range.map(|n| stored_line(&numbered(n), n)).collect()
 }
 
 /// The `n` of every event `read_full` yields, in order.
@@ -239,9 +240,10 @@ fn rotating_empty_active_log_is_a_no_op() {
 // Auto-rotation
 // ---------------------------------------------------------------------------
 
-/// Length of one `dummy_event` line, newline included.
+/// Length of one `dummy_event` line, newline included, for events 0 to 9
+/// of the history (whose `"seq"` has one digit).
 fn dummy_len() -> u64 {
-    dummy_event("dummy").to_json_line().unwrap().len() as u64 + 1
+    stored_line(&dummy_event("dummy"), 0).len() as u64 + 1
 }
 
 /// With `max_log_size(2 lines)`, the append that finds three lines in the
@@ -455,7 +457,8 @@ fn rotation_refuses_when_another_program_appended() {
     let dir = test_dir();
     let mut log = open_with_views(dir.path());
     append_numbered(&mut log, 0..3);
-    let foreign = numbered(99).to_json_line().unwrap() + "\n";
+    // A well-formed line, even with the right "seq" for its place.
+    let foreign = stored_line(&numbered(99), 3) + "\n";
     let mut file = fs::OpenOptions::new()
         .append(true)
         .open(active(dir.path()))

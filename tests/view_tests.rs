@@ -81,7 +81,8 @@ fn populate(dir: &Path, events: std::ops::Range<u64>) {
 // ---------------------------------------------------------------------------
 
 /// A fresh view over an empty log has the default state, and its first
-/// refresh records that in a snapshot at offset 0.
+/// refresh records that in a snapshot at offset 0, holding no events
+/// (`"seq": 0`, the sequence number of the next event to fold).
 #[test]
 fn fresh_view_on_empty_log_has_default_state() {
     let dir = test_dir();
@@ -98,7 +99,7 @@ fn fresh_view_on_empty_log_has_default_state() {
     assert!(checksum.is_some_and(|c| c.as_str().is_some_and(|c| c.len() == 16)));
     assert_eq!(
         snapshot,
-        json!({"state": 0, "offset": 0, "hash": "", "archive_len": 0})
+        json!({"state": 0, "offset": 0, "hash": "", "archive_len": 0, "seq": 0})
     );
 }
 

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use common::{
     TestMount, all_events, append_numbered, archive_frames, counter_reducer, dir_contents,
     file_size, numbered, numbers, random_text, replay, seq_reducer, snapshot_file, snapshot_json,
-    spawning_test, test_dir,
+    spawning_test, stored_line, test_dir,
 };
 use eventfold::{Error, Event, EventLog};
 use serde_json::json;
@@ -173,10 +173,10 @@ fn child_appends_until_the_disk_refuses() {
     assert!(!log.is_poisoned());
     assert!(log.append(&big_event(acked)).is_err());
     assert!(log.is_poisoned());
-    let line = big_event(0).to_json_line().expect("serializes").len() as u64 + 1;
+    let acked_bytes: u64 = (0..acked).map(|n| line_len(&big_event(n), n)).sum();
     assert_eq!(
         log.active_len(),
-        acked * line,
+        acked_bytes,
         "failed appends acknowledge nothing"
     );
     println!("acked={acked}");
@@ -293,8 +293,10 @@ fn noisy_event(n: u64) -> Event {
     event
 }
 
-fn line_len(event: &Event) -> u64 {
-    event.to_json_line().expect("serializes").len() as u64 + 1
+/// Length of `event`'s line stored as event `seq` of the history, newline
+/// included.
+fn line_len(event: &Event, seq: u64) -> u64 {
+    stored_line(event, seq).len() as u64 + 1
 }
 
 /// `error` is an I/O error on a file named `file`, and says so.
@@ -372,12 +374,12 @@ fn child_fault_case() {
 fn fill_log_to(dir: &Path, size: u64) -> u64 {
     let mut log = EventLog::open(dir).expect("open");
     let mut n = 0;
-    while size - log.active_len() > 1100 + line_len(&padded(n + 1, 0)) {
+    while size - log.active_len() > 1100 + line_len(&padded(n + 1, 0), n + 1) {
         log.append(&big_event(n)).expect("append");
         n += 1;
     }
     let room = size - log.active_len();
-    let pad = room - line_len(&padded(n, 0));
+    let pad = room - line_len(&padded(n, 0), n);
     log.append(&padded(n, pad as usize)).expect("append");
     assert_eq!(log.active_len(), size);
     n + 1
@@ -399,7 +401,8 @@ fn child_append_at_newline(dir: &Path) {
 fn append_at_newline_case() -> (u64, Vec<u64>) {
     let dir = test_dir();
     let limit = 8 * 512;
-    let json = line_len(&big_event(9)) - 1; // the child's event, under 10
+    // The child's event and its seq, both under 10.
+    let json = line_len(&big_event(9), 9) - 1;
     let prefilled = fill_log_to(dir.path(), limit - json);
     let stdout = run_fault("append_at_newline", dir.path(), 8);
     let acked = reported(&stdout, "acked");
@@ -453,7 +456,10 @@ fn child_batch(dir: &Path) {
         .expect_err("the batch crosses the limit in its second event");
     assert_io_on(&error, "app.jsonl");
     assert_poisoned(&mut log, "app.jsonl");
-    assert_eq!(log.active_len(), 2 * line_len(&big_event(0)));
+    assert_eq!(
+        log.active_len(),
+        line_len(&big_event(0), 0) + line_len(&big_event(1), 1)
+    );
     println!("acked=2");
 }
 
@@ -462,7 +468,7 @@ fn batch_case() -> Vec<u64> {
     let dir = test_dir();
     let stdout = run_fault("batch", dir.path(), 8);
     assert_eq!(reported(&stdout, "acked"), 2);
-    let acked_bytes = 2 * line_len(&big_event(0));
+    let acked_bytes = line_len(&big_event(0), 0) + line_len(&big_event(1), 1);
     assert_eq!(
         file_size(&dir.path().join("app.jsonl")),
         acked_bytes,

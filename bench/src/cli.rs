@@ -25,9 +25,9 @@ OPTIONS:
     --append-events N     scenario 1: single durable appends [10000]
     --batch-events N      scenario 2: events per run, in batches of 100 and 1000 [100000]
     --refresh-events N    scenario 3: append + refresh_all operations [2000]
-    --replay-events N     scenarios 4-7: events of the large log [1000000]
-    --small-events N      scenarios 6-7: events of the small log [1000]
-    --samples N           scenarios 6, 7, 9: timed operations per run [20]
+    --replay-events N     scenarios 4-7, 10: events of the large log [1000000]
+    --small-events N      scenarios 6-7, 10: events of the small log [1000]
+    --samples N           scenarios 6, 7, 9, 10: timed operations per run [20]
     --rotate-mb A,B       scenario 8: sizes of the active log to rotate, MB [10,100]
     --todos N             scenario 9: todos in the snapshot's state [10000]
     -h, --help            this text
@@ -40,7 +40,7 @@ pub struct Params {
     pub dir: PathBuf,
     /// Repetitions of each measurement.
     pub runs: usize,
-    /// The scenarios to run (numbers 1 to 9); empty for all.
+    /// The scenarios to run (numbers 1 to 10); empty for all.
     pub only: Vec<u64>,
     /// Whether this is a smoke run (tiny sizes).
     pub smoke: bool,
@@ -54,11 +54,11 @@ pub struct Params {
     pub batch_sizes: Vec<u64>,
     /// Scenario 3: number of append + refresh_all operations.
     pub refresh_events: u64,
-    /// Scenarios 4 to 7: events in the large log.
+    /// Scenarios 4 to 7 and 10: events in the large log.
     pub replay_events: u64,
-    /// Scenarios 6 and 7: events in the small log.
+    /// Scenarios 6, 7 and 10: events in the small log.
     pub small_events: u64,
-    /// Scenarios 6, 7 and 9: timed operations per run.
+    /// Scenarios 6, 7, 9 and 10: timed operations per run.
     pub samples: usize,
     /// Scenario 8: sizes of the active logs to rotate, in bytes.
     pub rotate_bytes: Vec<u64>,

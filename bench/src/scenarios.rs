@@ -1,4 +1,4 @@
-//! The nine scenarios of the issue. Each runs eventfold and its peers on
+//! The ten scenarios of the issues. Each runs eventfold and its peers on
 //! the same data in fresh directories on the same disk, `runs` times, and
 //! returns one [`Row`] of medians and checks.
 
@@ -113,6 +113,9 @@ impl<'a> Bench<'a> {
         }
         if wanted(9) {
             rows.push(self.snapshot_save()?);
+        }
+        if wanted(10) {
+            rows.push(self.read_tail_by_seq()?);
         }
         rows.sort_by_key(|row| row.number);
         Ok(rows)
@@ -547,6 +550,81 @@ impl<'a> Bench<'a> {
 
 /// A row of write throughputs (`rate`, events/s by system) with a check of
 /// eventfold against each peer in `goals` (peer, least acceptable ratio).
+impl Bench<'_> {
+    /// Scenario 10: read the last events by sequence number, on a short
+    /// history and on a long one, both entirely in the archive: the long
+    /// one's frames before the last are skipped, not decompressed.
+    fn read_tail_by_seq(&self) -> BenchResult<Row> {
+        let (small_n, large_n) = (self.params.small_events, self.params.replay_events);
+        let tail = TAIL_EVENTS.min(small_n);
+        self.progress(&format!(
+            "10. read the last {tail} events by position, {small_n} vs {large_n} events"
+        ));
+        let small = self.fresh()?;
+        workload::fill_log(small.path(), 0, small_n)?;
+        EventLog::open(small.path())?.rotate()?;
+        let large = self.fresh()?;
+        let per_rotation = large_n / ROTATIONS;
+        for r in 0..ROTATIONS {
+            workload::fill_log(large.path(), r * per_rotation, per_rotation)?;
+            EventLog::open(large.path())?.rotate()?;
+        }
+        let frames = std::fs::read_to_string(large.path().join("archive.index.jsonl"))?
+            .lines()
+            .count();
+        let logs = [EventLog::open(small.path())?, EventLog::open(large.path())?];
+        let mut samples = [Vec::new(), Vec::new()];
+        for _ in 0..self.params.runs * self.params.samples {
+            for (log, samples) in logs.iter().zip(&mut samples) {
+                let from = log.next_seq() - tail;
+                let start = Instant::now();
+                let mut read = 0;
+                for item in log.read_from_seq(from)? {
+                    let (seq, _, _) = item?;
+                    if seq != from + read {
+                        return Err(
+                            format!("event {seq} read where {} was due", from + read).into()
+                        );
+                    }
+                    read += 1;
+                }
+                samples.push(start.elapsed().as_secs_f64());
+                if read != tail {
+                    return Err(format!("read {read} events, not the last {tail}").into());
+                }
+            }
+        }
+        let [small_secs, large_secs] = samples.map(median);
+        let mut row = Row::new(
+            10,
+            format!(
+                "10. last {} events by position, {} vs {} events",
+                short(tail),
+                short(small_n),
+                short(large_n)
+            ),
+            Unit::Secs,
+        );
+        row.eventfold(&format!("{} history", short(small_n)), small_secs);
+        row.eventfold(&format!("{} history", short(large_n)), large_secs);
+        row.check(
+            format!("time {}/{}", short(large_n), short(small_n)),
+            large_secs / small_secs,
+            Goal::AtMost(2.0),
+        );
+        row.note(format!(
+            "the long history is {ROTATIONS} rotations, {frames} zstd frames of up to 1 MiB \
+             of events each; both histories are entirely in the archive"
+        ));
+        Ok(row)
+    }
+}
+
+/// Scenario 10: how many of the last events are read.
+const TAIL_EVENTS: u64 = 1_000;
+/// Scenario 10: rotations that make the long history.
+const ROTATIONS: u64 = 10;
+
 fn write_row(
     number: u8,
     title: String,

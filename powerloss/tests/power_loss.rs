@@ -54,8 +54,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::workload::{Chain, chain_reducer, others_reducer, say, workload_log};
 use common::{
-    INTENT, INTENT_TMP, LOG, Rng, archive_frames, counter_reducer, env_u64, mix, random_text,
-    spawn_child_test, sum_reducer,
+    INTENT, INTENT_TMP, LOG, Rng, archive_frames, check_index, counter_reducer, env_u64, mix,
+    random_text, spawn_child_test, stored_line, sum_reducer,
 };
 use eventfold::{Event, EventLog, EventLogBuilder};
 use eventfold_powerloss::{Disk, Mount, PAGE, Survival, fuse_available};
@@ -530,7 +530,7 @@ fn check_recovered(mount: &Mount, said: &Transcript) -> Result<Checked, Bad> {
             "part {i} of the history (frames, then {LOG}) does not end with a newline"
         );
         for line in part.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            let expected = event(line_no).to_json_line().expect("serialize");
+            let expected = stored_line(&event(line_no), line_no);
             ensure!(
                 line == expected.as_bytes(),
                 "line {line_no} of the files is not event {line_no}"
@@ -542,11 +542,18 @@ fn check_recovered(mount: &Mount, said: &Transcript) -> Result<Checked, Bad> {
         line_no == n,
         "{line_no} lines in the files, {n} events read"
     );
+    ensure!(
+        log.next_seq() == n,
+        "next_seq is {}, the history holds {n} events",
+        log.next_seq()
+    );
+    // Panics with what differs; `boot_and_check` turns it into the failure.
+    check_index(&data);
 
     // The log is usable: a new append is acknowledged, durable, and seen.
     log.append(&event(n))
         .map_err(|e| format!("append after recovery: {e}"))?;
-    let expected = format!("{}\n", event(n).to_json_line().expect("serialize"));
+    let expected = format!("{}\n", stored_line(&event(n), n));
     let durable = mount
         .disk()
         .durable_file_at(&Path::new(DATA).join(LOG))
@@ -1099,7 +1106,7 @@ fn pages_append_torn_across_pages_keeps_the_log_readable() {
     }
     let mnt = scratch.path().join("mnt");
     fs::create_dir(&mnt).expect("create the mount point");
-    let line = |n| format!("{}\n", event(n).to_json_line().expect("serialize"));
+    let line = |n| format!("{}\n", stored_line(&event(n), n));
     let n = (0..)
         .find(|&n| line(n).len() > PAGE as usize)
         .expect("a big event");

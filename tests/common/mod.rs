@@ -16,6 +16,8 @@ pub mod workload;
 pub const LOG: &str = "app.jsonl";
 /// The archive's file name.
 pub const ARCHIVE: &str = "archive.jsonl.zst";
+/// The archive index's file name.
+pub const INDEX: &str = "archive.index.jsonl";
 /// The rotation intent record's file name.
 pub const INTENT: &str = "rotation.json";
 /// The temporary file an intent record is written to before its rename.
@@ -237,6 +239,21 @@ pub fn dir_contents(dir: &Path) -> std::collections::BTreeMap<PathBuf, Option<Ve
 /// `zstd::decode_all` (independently of eventfold's reader); empty if the
 /// file does not exist. Panics if a frame is damaged or incomplete.
 pub fn archive_frames(path: &Path) -> Vec<Vec<u8>> {
+    frame_spans(path).into_iter().map(|f| f.content).collect()
+}
+
+/// One zstd frame of an archive, found with the zstd crate alone.
+pub struct FrameSpan {
+    /// Where it starts in the file.
+    pub start: u64,
+    /// Its compressed length.
+    pub len: u64,
+    /// What it decompresses to.
+    pub content: Vec<u8>,
+}
+
+/// The frames of the archive at `path`, in order (none if it is missing).
+pub fn frame_spans(path: &Path) -> Vec<FrameSpan> {
     let bytes = match fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
@@ -252,11 +269,53 @@ pub fn archive_frames(path: &Path) -> Vec<Vec<u8>> {
                 bytes.len() - rest.len()
             )
         });
-        let frame = zstd::decode_all(&rest[..size]).expect("frame decompresses");
-        frames.push(frame);
+        let content = zstd::decode_all(&rest[..size]).expect("frame decompresses");
+        frames.push(FrameSpan {
+            start: (bytes.len() - rest.len()) as u64,
+            len: size as u64,
+            content,
+        });
         rest = &rest[size..];
     }
     frames
+}
+
+/// The line of `archive.index.jsonl` that records a frame, checksum
+/// included, as the guide documents it.
+pub fn index_line(start: u64, len: u64, bytes: u64, first_seq: u64, events: u64) -> String {
+    let text = format!("{start}:{len}:{bytes}:{first_seq}:{events}");
+    let checksum = xxhash_rust::xxh3::xxh3_64(text.as_bytes());
+    format!(
+        "{{\"start\":{start},\"len\":{len},\"bytes\":{bytes},\"first_seq\":{first_seq},\
+         \"events\":{events},\"checksum\":\"{checksum:016x}\"}}"
+    )
+}
+
+/// Checks, without eventfold, that `archive.index.jsonl` records exactly
+/// the archive's frames: one line per frame, in order, with its place,
+/// sizes, first sequence number and number of events (lines). No index
+/// is right only for a directory that was never rotated.
+pub fn check_index(dir: &Path) {
+    let frames = frame_spans(&dir.join(ARCHIVE));
+    let index = fs::read_to_string(dir.join(INDEX)).unwrap_or_default();
+    let mut expected = String::new();
+    let mut first_seq = 0;
+    for frame in &frames {
+        let events = frame.content.iter().filter(|&&b| b == b'\n').count() as u64;
+        expected.push_str(&index_line(
+            frame.start,
+            frame.len,
+            frame.content.len() as u64,
+            first_seq,
+            events,
+        ));
+        expected.push('\n');
+        first_seq += events;
+    }
+    assert_eq!(
+        index, expected,
+        "archive.index.jsonl against the archive's frames"
+    );
 }
 
 /// The `n` field of each event.
@@ -661,4 +720,11 @@ pub fn spawn_child_test(
             .collect::<Vec<_>>()
     });
     (child, reader)
+}
+
+/// The line the log stores for `event` as event `seq` of the history,
+/// without its newline: the event's JSON with `"seq"` as its last key.
+pub fn stored_line(event: &Event, seq: u64) -> String {
+    let json = event.to_json_line().expect("a storable event");
+    format!("{},\"seq\":{seq}}}", &json[..json.len() - 1])
 }

@@ -1,0 +1,517 @@
+//! The history in a data directory: its files, how much of each is
+//! acknowledged, and the positions of its events. Reading by byte offset
+//! or by sequence number, and the checks that tie a snapshot to the log,
+//! live here; the writer ([`EventLog`](crate::EventLog)) owns a `History`
+//! and moves its ends forward, and views read from it.
+//!
+//! # Positions
+//!
+//! Every event has a sequence number: its 0-based place in the whole
+//! history, the archive's events first. Lines written since sequence
+//! numbers exist carry theirs as `"seq"` (the last key of the line); a line
+//! written before has none, and its number is its place. Either way, a
+//! line's number is one more than the line's before it, which every read
+//! checks: a line whose `seq` disagrees is reported as corrupt, since the
+//! positions after it would lie.
+//!
+//! The archive's frames are found through the index
+//! ([`index`](crate::index)), which records each frame's first sequence
+//! number. In the active log, an event is found by bisecting on the `seq`
+//! of the lines (a few reads of one line each), then reading forward from
+//! the nearest line before it: nothing before that line is read. Lines
+//! without a `seq` are counted from the last position known before them.
+//!
+//! On open, the positions are checked against each other: the archive must
+//! hold every frame its index records ([`index::check_archive`]), and the
+//! first line of the active log, if it carries a `seq`, must be the event
+//! that follows the archive's last. Otherwise history was lost or files
+//! were mixed up, and opening fails with [`Error::Corrupt`].
+
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::durable;
+use crate::error::{Error, IoContext, Result};
+use crate::event::{MAX_LINE, hash_hex, line_hash};
+use crate::index::{self, INDEX_FILE, Index};
+use crate::reader::{self, ActiveLines, ArchiveLines, Lines, READ_BUF, line_start_before};
+
+/// File name of the active log inside the data directory.
+pub(crate) const LOG_FILE: &str = "app.jsonl";
+/// File name of the archive inside the data directory.
+pub(crate) const ARCHIVE_FILE: &str = "archive.jsonl.zst";
+/// File that keeps the bytes of torn tails cut from the active log.
+pub(crate) const TORN_FILE: &str = "app.jsonl.torn";
+/// Name of the snapshot directory inside the data directory.
+pub(crate) const VIEWS_DIR: &str = "views";
+
+/// How many bytes of the active log are read forward, line by line, rather
+/// than bisected further, when an event is looked up by sequence number.
+const SCAN: u64 = 64 * 1024;
+
+/// The files of a data directory.
+#[derive(Debug, Clone)]
+pub(crate) struct Paths {
+    pub(crate) dir: PathBuf,
+    pub(crate) log: PathBuf,
+    pub(crate) archive: PathBuf,
+    pub(crate) index: PathBuf,
+    pub(crate) views: PathBuf,
+    pub(crate) torn: PathBuf,
+}
+
+impl Paths {
+    pub(crate) fn new(dir: PathBuf) -> Paths {
+        Paths {
+            log: dir.join(LOG_FILE),
+            archive: dir.join(ARCHIVE_FILE),
+            index: dir.join(INDEX_FILE),
+            views: dir.join(VIEWS_DIR),
+            torn: dir.join(TORN_FILE),
+            dir,
+        }
+    }
+}
+
+/// The acknowledged history of a data directory, as one open log sees it.
+#[derive(Debug)]
+pub(crate) struct History {
+    pub(crate) paths: Paths,
+    /// Bytes of `app.jsonl` written and synced: the acknowledged log.
+    pub(crate) len: u64,
+    /// Bytes of `archive.jsonl.zst`; 0 when there is none.
+    pub(crate) archive_len: u64,
+    /// The archive's frames.
+    pub(crate) index: Index,
+    /// The sequence number of the next event appended.
+    pub(crate) next_seq: u64,
+    /// Distinguishes this open log from any other, so that a view knows
+    /// whether its in-memory position refers to this log.
+    pub(crate) id: u64,
+    /// Set after a failed write or sync: the file that failed.
+    pub(crate) poisoned: Option<PathBuf>,
+}
+
+/// Just the `seq` of a stored line.
+#[derive(Deserialize)]
+struct SeqOnly {
+    #[serde(default)]
+    seq: Option<u64>,
+}
+
+impl History {
+    /// The history of the files in `paths`, whose active log has `len`
+    /// acknowledged bytes (its torn tail already repaired), after any
+    /// interrupted rotation was recovered. Frames of the archive that the
+    /// index does not cover yet are indexed, and the index written, when
+    /// `write_index` is set.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Corrupt`] if the index is damaged, the archive lost frames
+    /// that the index records, or the active log does not follow the
+    /// archive; [`Error::Io`] if a file cannot be read.
+    pub(crate) fn open(paths: Paths, len: u64, id: u64, write_index: bool) -> Result<History> {
+        let archive_len = durable::file_len(&paths.archive)?;
+        let (mut index, exists) = Index::load(&paths.index, None)?;
+        index::check_archive(&paths.archive, archive_len, &index)?;
+        if archive_len > index.archive_end() {
+            let new = index::catch_up(&paths.archive, archive_len, &index)?;
+            if write_index {
+                index.append(&paths.index, &new)?;
+                ::log::warn!(
+                    "eventfold: {} {} frames of {} that it did not record yet",
+                    if exists { "added to" } else { "created" },
+                    new.len(),
+                    paths.archive.display()
+                );
+            } else {
+                index.extend_unwritten(&new);
+            }
+        }
+        let mut history = History {
+            paths,
+            len,
+            archive_len,
+            index,
+            next_seq: 0,
+            id,
+            poisoned: None,
+        };
+        history.next_seq = history.find_next_seq()?;
+        Ok(history)
+    }
+
+    /// The sequence number of the first event of the active log: the
+    /// number of events in the archive.
+    pub(crate) fn base_seq(&self) -> u64 {
+        self.index.events()
+    }
+
+    /// Reads the sequence numbers at both ends of the active log: the first
+    /// line's must follow the archive, and the last line's gives the next
+    /// one. Lines without a `seq` are counted.
+    fn find_next_seq(&self) -> Result<u64> {
+        let base = self.base_seq();
+        if self.len == 0 {
+            return Ok(base);
+        }
+        let mut file = File::open(&self.paths.log).at(&self.paths.log)?;
+        let first = line_at(&mut file, 0, self.len).at(&self.paths.log)?;
+        if let Some(seq) = seq_of(&first)
+            && seq != base
+        {
+            let why = if seq > base {
+                format!(
+                    "the archive holds only {base} events: archived history before it was lost \
+                     (restore {ARCHIVE_FILE} and {INDEX_FILE} from a backup)"
+                )
+            } else {
+                format!(
+                    "the archive already holds {base} events: this active log is older than \
+                     the archive (restore the {} that goes with it)",
+                    LOG_FILE
+                )
+            };
+            return Err(Error::corrupt(
+                &self.paths.log,
+                0,
+                format!(
+                    "the first event here is event {seq} of the history, but {why}; nothing was changed"
+                ),
+            ));
+        }
+        let last_start = line_start_before(&mut file, self.len - 1).at(&self.paths.log)?;
+        let last = line_at(&mut file, last_start, self.len).at(&self.paths.log)?;
+        match seq_of(&last) {
+            Some(seq) if seq >= base => Ok(seq + 1),
+            Some(seq) => Err(Error::corrupt(
+                &self.paths.log,
+                last_start,
+                format!(
+                    "the last event here says it is event {seq} of the history, but the \
+                     archive already holds {base} events; nothing was changed"
+                ),
+            )),
+            None => Ok(base + count_lines(&mut file, 0, self.len).at(&self.paths.log)?),
+        }
+    }
+
+    /// Lines of the active log from `offset` to the acknowledged end; the
+    /// first has sequence number `seq`, when it is known.
+    pub(crate) fn active_lines(&self, offset: u64, seq: Option<u64>) -> Result<ActiveLines> {
+        let path = &self.paths.log;
+        let Some(remaining) = self.len.checked_sub(offset) else {
+            return Err(Error::InvalidOffset {
+                path: path.clone(),
+                offset,
+                len: self.len,
+            });
+        };
+        let mut file = File::open(path).at(path)?;
+        file.seek(io::SeekFrom::Start(offset)).at(path)?;
+        let reader = BufReader::with_capacity(READ_BUF, file.take(remaining));
+        Ok(Lines::new(reader, path.clone(), offset, Some(self.len), None).with_seq(seq))
+    }
+
+    /// Lines of the whole archive, `None` if there is none.
+    pub(crate) fn archive_lines(&self) -> Result<Option<ArchiveLines>> {
+        match self.index.frames.first() {
+            Some(first) => self.archive_lines_from(first.first_seq).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Lines of the archive from the start of the frame that holds event
+    /// `seq` (which the archive must hold): the frames before it are not
+    /// read.
+    fn archive_lines_from(&self, seq: u64) -> Result<ArchiveLines> {
+        let path = &self.paths.archive;
+        let frame = *self
+            .index
+            .frame_of(seq)
+            .expect("the archive holds the event asked for");
+        let mut file = File::open(path).at(path)?;
+        file.seek(io::SeekFrom::Start(frame.start)).at(path)?;
+        let compressed =
+            BufReader::with_capacity(READ_BUF, file.take(self.archive_len - frame.start));
+        let decoder = zstd::Decoder::with_buffer(compressed).at(path)?;
+        Ok(Lines::new(
+            BufReader::with_capacity(READ_BUF, decoder),
+            path.clone(),
+            frame.content_start,
+            None,
+            Some(self.archive_len),
+        )
+        .with_seq(Some(frame.first_seq)))
+    }
+
+    /// The lines of the history from event `seq` on: `(archive, active)`,
+    /// the archive's `None` when `seq` is in the active log. `seq` may be
+    /// the next sequence number (nothing to read).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSeq`] if `seq` is past the next sequence number.
+    pub(crate) fn lines_from_seq(&self, seq: u64) -> Result<(Option<ArchiveLines>, ActiveLines)> {
+        if seq > self.next_seq {
+            return Err(Error::InvalidSeq {
+                seq,
+                next_seq: self.next_seq,
+            });
+        }
+        let base = self.base_seq();
+        if seq >= base {
+            let offset = self.offset_of_seq(seq)?;
+            return Ok((None, self.active_lines(offset, Some(seq))?));
+        }
+        let mut archive = self.archive_lines_from(seq)?;
+        let skip = seq - archive.next_seq().expect("set from the index");
+        archive.skip_lines(skip)?;
+        Ok((Some(archive), self.active_lines(0, Some(base))?))
+    }
+
+    /// The offset in the active log where event `seq` starts (the log's
+    /// length for the next sequence number); `seq` must be in the active
+    /// log or next.
+    pub(crate) fn offset_of_seq(&self, seq: u64) -> Result<u64> {
+        let path = &self.paths.log;
+        let (mut lo, mut lo_seq) = (0, self.base_seq());
+        let (mut hi, mut hi_seq) = (self.len, self.next_seq);
+        if seq == hi_seq {
+            return Ok(hi);
+        }
+        let mut file = File::open(path).at(path)?;
+        // Invariants: the line at `lo` is event `lo_seq` <= seq, and the
+        // line at `hi` (or the end) is event `hi_seq` > seq.
+        while hi - lo > SCAN && seq > lo_seq {
+            let mid = lo + (hi - lo) / 2;
+            let start = next_line_start(&mut file, mid, hi).at(path)?;
+            if start >= hi {
+                break;
+            }
+            let line = line_at(&mut file, start, hi).at(path)?;
+            let Some(found) = seq_of(&line) else {
+                break; // lines without numbers: count them from `lo`
+            };
+            if found <= lo_seq || found >= hi_seq {
+                return Err(Error::corrupt(
+                    path,
+                    start,
+                    format!(
+                        "the line here says it is event {found} of the history, but it lies \
+                         between events {lo_seq} and {hi_seq}: the positions in the file are \
+                         out of order"
+                    ),
+                ));
+            }
+            if found <= seq {
+                (lo, lo_seq) = (start, found);
+            } else {
+                (hi, hi_seq) = (start, found);
+            }
+        }
+        let mut lines = self.active_lines(lo, Some(lo_seq))?;
+        lines.skip_lines(seq - lo_seq)?;
+        Ok(lines.pos())
+    }
+
+    /// The sequence number of the event that starts at `offset` in the
+    /// active log (the next sequence number at its end). `offset` must be
+    /// the start of a line.
+    pub(crate) fn seq_at(&self, offset: u64) -> Result<u64> {
+        if offset >= self.len {
+            return Ok(self.next_seq);
+        }
+        let path = &self.paths.log;
+        let mut file = File::open(path).at(path)?;
+        let line = line_at(&mut file, offset, self.len).at(path)?;
+        match seq_of(&line) {
+            Some(seq) => Ok(seq),
+            None => Ok(self.base_seq() + count_lines(&mut file, 0, offset).at(path)?),
+        }
+    }
+
+    /// Whether `offset` is 0 or just after a newline, within the log.
+    pub(crate) fn is_line_start(&self, offset: u64) -> Result<bool> {
+        if offset == 0 {
+            return Ok(true);
+        }
+        if offset > self.len {
+            return Ok(false);
+        }
+        let path = &self.paths.log;
+        let mut file = File::open(path).at(path)?;
+        let byte = reader::read_range(&mut file, offset - 1, offset).at(path)?;
+        Ok(byte == b"\n")
+    }
+
+    /// Checks a snapshot's position against the active log: `None` if the
+    /// line ending at `offset` has hash `hash` (and, when `seq` is known,
+    /// is event `seq - 1`), or else what is wrong.
+    pub(crate) fn check_position(
+        &self,
+        offset: u64,
+        hash: &str,
+        seq: Option<u64>,
+    ) -> Result<Option<String>> {
+        let path = &self.paths.log;
+        if offset > self.len {
+            return Ok(Some(format!(
+                "offset {offset} is past the end of {} ({} bytes)",
+                path.display(),
+                self.len
+            )));
+        }
+        if offset == 0 {
+            if !hash.is_empty() {
+                return Ok(Some("a hash at offset 0".to_owned()));
+            }
+            return Ok(seq.filter(|&s| s != self.base_seq()).map(|s| {
+                format!(
+                    "it says it holds {s} events, but the archive before offset 0 holds {}",
+                    self.base_seq()
+                )
+            }));
+        }
+        let Some(line) = self.line_before(offset)? else {
+            return Ok(Some(format!("offset {offset} is not at the end of a line")));
+        };
+        let actual = hash_hex(line_hash(&line));
+        if actual != hash {
+            return Ok(Some(format!(
+                "the line before offset {offset} has hash {actual}, the snapshot says {hash:?}"
+            )));
+        }
+        Ok(match (seq, seq_of(&line)) {
+            (Some(seq), Some(last)) if seq != last + 1 => Some(format!(
+                "it says it holds {seq} events, but the line before offset {offset} is event {last}"
+            )),
+            _ => None,
+        })
+    }
+
+    /// The hash of the line that ends just before `offset` (0 < `offset` <=
+    /// the log's length), as a snapshot at `offset` records it; `None` if
+    /// `offset` is not just after a newline.
+    pub(crate) fn hash_before(&self, offset: u64) -> Result<Option<String>> {
+        Ok(self
+            .line_before(offset)?
+            .map(|line| hash_hex(line_hash(&line))))
+    }
+
+    /// The line, without its newline, that ends just before `offset`;
+    /// `None` if `offset` is not just after a newline.
+    fn line_before(&self, offset: u64) -> Result<Option<Vec<u8>>> {
+        if !self.is_line_start(offset)? {
+            return Ok(None);
+        }
+        let path = &self.paths.log;
+        let mut file = File::open(path).at(path)?;
+        let start = line_start_before(&mut file, offset - 1).at(path)?;
+        reader::read_range(&mut file, start, offset - 1)
+            .at(path)
+            .map(Some)
+    }
+
+    /// Fails with [`Error::Poisoned`] after an earlier write failure.
+    pub(crate) fn check_usable(&self) -> Result<()> {
+        match &self.poisoned {
+            Some(path) => Err(Error::Poisoned { path: path.clone() }),
+            None => Ok(()),
+        }
+    }
+
+    /// Marks the history poisoned by the failed write `e`: nothing more
+    /// may be written until it is recovered.
+    pub(crate) fn poison(&mut self, e: &Error) {
+        self.poisoned = Some(failed_path(e, &self.paths.log));
+    }
+
+    /// Counts `bytes` of `events` complete lines appended and synced.
+    pub(crate) fn appended(&mut self, bytes: u64, events: u64) {
+        self.len += bytes;
+        self.next_seq += events;
+    }
+
+    /// Counts the active log moved into the archive, which is now
+    /// `archive_len` bytes long (its index already records the frame).
+    pub(crate) fn rotated(&mut self, archive_len: u64) {
+        self.len = 0;
+        self.archive_len = archive_len;
+    }
+
+    /// Whether an earlier write failed, so that nothing may be written.
+    pub(crate) fn is_poisoned(&self) -> bool {
+        self.poisoned.is_some()
+    }
+}
+
+/// The file named by a failure, for the poison record.
+fn failed_path(e: &Error, default: &Path) -> PathBuf {
+    match e {
+        Error::Io {
+            path: Some(path), ..
+        }
+        | Error::Corrupt { path, .. } => path.clone(),
+        _ => default.to_path_buf(),
+    }
+}
+
+/// The `seq` of a stored line, `None` if it has none or does not parse
+/// (a damaged line is reported by whatever reads it as an event).
+fn seq_of(line: &[u8]) -> Option<u64> {
+    serde_json::from_slice::<SeqOnly>(line).ok()?.seq
+}
+
+/// The line that starts at `start`, without its newline, reading no
+/// further than `end` (nor more than the longest line).
+fn line_at(file: &mut File, start: u64, end: u64) -> io::Result<Vec<u8>> {
+    const CHUNK: usize = 4096;
+    file.seek(io::SeekFrom::Start(start))?;
+    let mut line = Vec::new();
+    let mut chunk = [0; CHUNK];
+    let mut at = start;
+    while at < end && (line.len() as u64) <= MAX_LINE {
+        let want = ((end - at) as usize).min(CHUNK);
+        let n = file.read(&mut chunk[..want])?;
+        if n == 0 {
+            break;
+        }
+        if let Some(i) = chunk[..n].iter().position(|&b| b == b'\n') {
+            line.extend_from_slice(&chunk[..i]);
+            return Ok(line);
+        }
+        line.extend_from_slice(&chunk[..n]);
+        at += n as u64;
+    }
+    Ok(line)
+}
+
+/// The first line start at or after `at` (`at` itself if it follows a
+/// newline), or `end` if there is none before it.
+fn next_line_start(file: &mut File, at: u64, end: u64) -> io::Result<u64> {
+    if at == 0 {
+        return Ok(0);
+    }
+    let line = line_at(file, at - 1, end)?;
+    Ok((at + line.len() as u64).min(end))
+}
+
+/// The number of newlines in `[start, end)` of `file`.
+fn count_lines(file: &mut File, start: u64, end: u64) -> io::Result<u64> {
+    file.seek(io::SeekFrom::Start(start))?;
+    let mut reader = file.take(end - start);
+    let mut buf = vec![0; READ_BUF];
+    let mut count = 0;
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            return Ok(count);
+        }
+        count += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+    }
+}
