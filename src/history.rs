@@ -15,7 +15,7 @@
 //! positions after it would lie.
 //!
 //! The archive's frames are found through the index
-//! ([`index`](crate::index)), which records each frame's first sequence
+//! ([`index`]), which records each frame's first sequence
 //! number. In the active log, an event is found by bisecting on the `seq`
 //! of the lines (a few reads of one line each), then reading forward from
 //! the nearest line before it: nothing before that line is read. Lines
@@ -32,6 +32,7 @@ use std::io::{self, BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 
 use crate::durable;
 use crate::error::{Error, IoContext, Result};
@@ -95,9 +96,16 @@ pub(crate) struct History {
     pub(crate) poisoned: Option<PathBuf>,
 }
 
-/// Just the `seq` of a stored line.
+/// The `seq` of a stored line, and that it has an event's keys (a line
+/// without them is damage, not a line from before sequence numbers).
 #[derive(Deserialize)]
 struct SeqOnly {
+    #[serde(rename = "type")]
+    _event_type: IgnoredAny,
+    #[serde(rename = "data")]
+    _data: IgnoredAny,
+    #[serde(rename = "ts")]
+    _ts: IgnoredAny,
     #[serde(default)]
     seq: Option<u64>,
 }
@@ -120,8 +128,13 @@ impl History {
         index::check_archive(&paths.archive, archive_len, &index)?;
         if archive_len > index.archive_end() {
             let new = index::catch_up(&paths.archive, archive_len, &index)?;
+            for frame in &new {
+                check_first_seq(&paths.archive, archive_len, frame)?;
+            }
             if write_index {
-                index.append(&paths.index, &new)?;
+                let mut all = index.frames.clone();
+                all.extend_from_slice(&new);
+                index.rewrite(&paths.index, all)?;
                 ::log::warn!(
                     "eventfold: {} {} frames of {} that it did not record yet",
                     if exists { "added to" } else { "created" },
@@ -184,19 +197,61 @@ impl History {
                 ),
             ));
         }
-        let last_start = line_start_before(&mut file, self.len - 1).at(&self.paths.log)?;
-        let last = line_at(&mut file, last_start, self.len).at(&self.paths.log)?;
-        match seq_of(&last) {
-            Some(seq) if seq >= base => Ok(seq + 1),
-            Some(seq) => Err(Error::corrupt(
-                &self.paths.log,
+        let path = &self.paths.log;
+        let last_start = line_start_before(&mut file, self.len - 1).at(path)?;
+        let last = line_at(&mut file, last_start, self.len).at(path)?;
+        let Some(seq) = seq_of(&last) else {
+            return Ok(base + count_lines(&mut file, 0, self.len).at(path)?);
+        };
+        // The last line's number gives the next one: it must follow the
+        // line before it (or the archive), so that one damaged digit
+        // cannot misnumber every event appended from now on.
+        let (before, why) = if last_start == 0 {
+            (base, format!("the archive holds {base} events"))
+        } else {
+            let prev_start = line_start_before(&mut file, last_start - 1).at(path)?;
+            let prev = line_at(&mut file, prev_start, last_start).at(path)?;
+            match parse_seq(&prev) {
+                Some(Some(prev)) => (
+                    prev.saturating_add(1),
+                    format!("the line before it says it is event {prev}"),
+                ),
+                Some(None) => {
+                    let place = base + count_lines(&mut file, 0, last_start).at(path)?;
+                    (place, format!("it is event {place} by its place"))
+                }
+                // A damaged line before it: reading reports that line.
+                None => (seq, String::new()),
+            }
+        };
+        match seq.checked_add(1) {
+            Some(next) if seq == before => Ok(next),
+            _ => Err(self.locate_damage(Error::corrupt(
+                path,
                 last_start,
                 format!(
-                    "the last event here says it is event {seq} of the history, but the \
-                     archive already holds {base} events; nothing was changed"
+                    "the last line says it is event {seq} of the history, but {why}: one of \
+                     them was damaged or changed; repair it (or restore the file from a \
+                     backup) before appending, or every new event would get a wrong \
+                     position; nothing was changed"
                 ),
-            )),
-            None => Ok(base + count_lines(&mut file, 0, self.len).at(&self.paths.log)?),
+            ))),
+        }
+    }
+
+    /// The first damage a full check of the active log finds (a line that
+    /// is not an event, or not numbered by its place), which is where the
+    /// numbers at its end went wrong; `otherwise` if it finds none.
+    fn locate_damage(&self, otherwise: Error) -> Error {
+        let check = self
+            .active_lines(0, Some(self.base_seq()))
+            .and_then(|mut lines| {
+                while lines.next_valid()?.is_some() {}
+                Ok(())
+            });
+        match check {
+            Err(e) => e,
+            Ok(()) => otherwise,
         }
     }
 
@@ -438,10 +493,11 @@ impl History {
     }
 
     /// Counts the active log moved into the archive, which is now
-    /// `archive_len` bytes long (its index already records the frame).
-    pub(crate) fn rotated(&mut self, archive_len: u64) {
+    /// `archive_len` bytes long, with `index` recording its frames.
+    pub(crate) fn rotated(&mut self, archive_len: u64, index: Index) {
         self.len = 0;
         self.archive_len = archive_len;
+        self.index = index;
     }
 
     /// Whether an earlier write failed, so that nothing may be written.
@@ -461,10 +517,35 @@ fn failed_path(e: &Error, default: &Path) -> PathBuf {
     }
 }
 
+/// Checks that the first line of `frame`, which the archive index is about
+/// to record, is the event the index says it is, when the line says.
+fn check_first_seq(archive_path: &Path, archive_len: u64, frame: &index::FrameEntry) -> Result<()> {
+    let mut file = File::open(archive_path).at(archive_path)?;
+    file.seek(io::SeekFrom::Start(frame.start))
+        .at(archive_path)?;
+    let compressed = BufReader::new(file.take(frame.len));
+    let decoder = zstd::Decoder::with_buffer(compressed).at(archive_path)?;
+    let mut lines = Lines::new(
+        BufReader::new(decoder),
+        archive_path.to_path_buf(),
+        frame.content_start,
+        None,
+        Some(archive_len),
+    )
+    .with_seq(Some(frame.first_seq));
+    lines.next_valid().map(drop)
+}
+
 /// The `seq` of a stored line, `None` if it has none or does not parse
 /// (a damaged line is reported by whatever reads it as an event).
 fn seq_of(line: &[u8]) -> Option<u64> {
-    serde_json::from_slice::<SeqOnly>(line).ok()?.seq
+    parse_seq(line).flatten()
+}
+
+/// The `seq` of a stored line: `None` if the line does not parse,
+/// `Some(None)` if it has no `seq` (written before sequence numbers).
+fn parse_seq(line: &[u8]) -> Option<Option<u64>> {
+    serde_json::from_slice::<SeqOnly>(line).ok().map(|l| l.seq)
 }
 
 /// The line that starts at `start`, without its newline, reading no

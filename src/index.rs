@@ -18,16 +18,18 @@
 //! than its index lost frames, which opening the log reports
 //! ([`check_archive`]) instead of silently showing less history.
 //!
-//! A rotation appends the new frame's line, and syncs it, after the frame
-//! is synced into the archive and before `app.jsonl` is truncated; its
-//! recovery cuts or completes the line with the frame (see the
-//! [`archive`](crate::archive) module). Frames that the index does not
-//! cover yet (an archive written before the index existed, or rotated by
-//! an older eventfold) are read once, checked and indexed when the log is
-//! opened ([`catch_up`]).
+//! A rotation appends the new frames' lines, and syncs them, after the
+//! frames are synced into the archive and before `app.jsonl` is truncated;
+//! its recovery cuts or completes the lines with the frames (see the
+//! [`rotation`](crate::rotation) module). The file is created, and
+//! replaced when it is a symbolic link, atomically (a temporary file
+//! renamed into place). Frames that the index does not cover yet (an
+//! archive written before the index existed, or rotated by an older
+//! eventfold) are read once, checked and indexed when the log is opened
+//! ([`catch_up`]); the whole index is then rewritten atomically.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -232,25 +234,17 @@ impl Index {
     }
 
     /// Appends `frames` (which follow the indexed ones) to the index file
-    /// and syncs it; the file is created, its directory synced, if it is
-    /// missing. A symbolic link at `path` is removed, not followed.
+    /// and syncs it. A missing file is created whole, atomically (written
+    /// beside it, synced, renamed, directory synced), and so is a file at a
+    /// symbolic link: the link is replaced by a file holding every line,
+    /// and the file it pointed to is left alone.
     pub(crate) fn append(&mut self, path: &Path, frames: &[FrameEntry]) -> Result<()> {
-        let mut text = Vec::new();
-        let mut lengths = Vec::with_capacity(frames.len());
-        for f in frames {
-            let before = text.len();
-            let line = Line {
-                start: f.start,
-                len: f.len,
-                bytes: f.bytes,
-                first_seq: f.first_seq,
-                events: f.events,
-                checksum: checksum_of(f.start, f.len, f.bytes, f.first_seq, f.events),
-            };
-            serde_json::to_writer(&mut text, &line).expect("numbers and a string serialize");
-            text.push(b'\n');
-            lengths.push((text.len() - before) as u64);
+        if !is_regular_file(path)? {
+            let mut all = self.frames.clone();
+            all.extend_from_slice(frames);
+            return self.rewrite(path, all);
         }
+        let (text, lengths) = lines_of(frames);
         let mut file = durable::open_append_own(path)?;
         file.write_all(&text).at(path)?;
         file.sync_data().at(path)?;
@@ -260,6 +254,22 @@ impl Index {
             self.frames.push(*f);
             self.line_ends.push(end);
         }
+        Ok(())
+    }
+
+    /// Replaces the index file with the lines of `frames`, atomically, and
+    /// makes them the index.
+    pub(crate) fn rewrite(&mut self, path: &Path, frames: Vec<FrameEntry>) -> Result<()> {
+        let (text, lengths) = lines_of(&frames);
+        durable::write_atomic(path, &text)?;
+        self.line_ends = lengths
+            .iter()
+            .scan(0, |end, len| {
+                *end += len;
+                Some(*end)
+            })
+            .collect();
+        self.frames = frames;
         Ok(())
     }
 
@@ -275,15 +285,61 @@ impl Index {
 
     /// Cuts the index to its first `keep` frames, and the file at `path`
     /// to their lines (synced), dropping whatever follows them there.
+    /// A symbolic link there is replaced by a file holding those lines, never
+    /// written through.
     pub(crate) fn truncate(&mut self, path: &Path, keep: usize) -> Result<()> {
         self.frames.truncate(keep);
         self.line_ends.truncate(keep);
-        if durable::file_len(path)? == self.len() {
-            return Ok(());
+        match fs::symlink_metadata(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io(path, e)),
+            Ok(m) if m.file_type().is_symlink() => {
+                let frames = self.frames.clone();
+                return self.rewrite(path, frames);
+            }
+            Ok(m) if m.len() == self.len() => return Ok(()),
+            Ok(_) => {}
         }
-        let file = OpenOptions::new().write(true).open(path).at(path)?;
+        let mut options = OpenOptions::new();
+        options.write(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.custom_flags(libc::O_NOFOLLOW);
+        }
+        let file = options.open(path).at(path)?;
         file.set_len(self.len()).at(path)?;
         file.sync_all().at(path)
+    }
+}
+
+/// The lines of `frames` in the index file, and the length of each.
+fn lines_of(frames: &[FrameEntry]) -> (Vec<u8>, Vec<u64>) {
+    let mut text = Vec::new();
+    let mut lengths = Vec::with_capacity(frames.len());
+    for f in frames {
+        let before = text.len();
+        let line = Line {
+            start: f.start,
+            len: f.len,
+            bytes: f.bytes,
+            first_seq: f.first_seq,
+            events: f.events,
+            checksum: checksum_of(f.start, f.len, f.bytes, f.first_seq, f.events),
+        };
+        serde_json::to_writer(&mut text, &line).expect("numbers and a string serialize");
+        text.push(b'\n');
+        lengths.push((text.len() - before) as u64);
+    }
+    (text, lengths)
+}
+
+/// Whether `path` is a regular file itself (not missing, not a link).
+fn is_regular_file(path: &Path) -> Result<bool> {
+    match fs::symlink_metadata(path) {
+        Ok(m) => Ok(m.file_type().is_file()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io(path, e)),
     }
 }
 

@@ -18,6 +18,7 @@ use crate::durable;
 use crate::error::{Error, IoContext, Result};
 use crate::event::Event;
 use crate::history::{History, Paths, VIEWS_DIR};
+use crate::index::INDEX_FILE;
 use crate::reader::{ReadFrom, ReadFull, ReadSeq};
 use crate::rotation;
 use crate::snapshot::SNAPSHOT_SUFFIX;
@@ -34,7 +35,8 @@ static NEXT_LOG_ID: AtomicU64 = AtomicU64::new(1);
 /// ```text
 /// data/
 ///   app.jsonl            active log: one JSON event per line, append-only
-///   archive.jsonl.zst    closed history: one zstd frame per rotation
+///   archive.jsonl.zst    closed history: zstd frames of about 1 MiB of lines
+///   archive.index.jsonl  where each frame is, and which events it holds
 ///   views/NAME.snapshot.json
 /// ```
 ///
@@ -327,6 +329,7 @@ impl EventLogBuilder {
         durable::create_dir_all(&paths.views)?;
         durable::sweep_tmp(&paths.views, SNAPSHOT_SUFFIX)?;
         durable::sweep_tmp(&paths.dir, rotation::INTENT_FILE)?;
+        durable::sweep_tmp(&paths.dir, INDEX_FILE)?;
 
         let file = durable::open_append(&paths.log)?;
         rotation::recover(&paths)?;
@@ -1144,6 +1147,7 @@ impl EventLog {
         let paths = self.history.paths.clone();
         durable::sweep_tmp(&paths.views, SNAPSHOT_SUFFIX)?;
         durable::sweep_tmp(&paths.dir, rotation::INTENT_FILE)?;
+        durable::sweep_tmp(&paths.dir, INDEX_FILE)?;
         if !paths.dir.join(rotation::INTENT_FILE).exists() {
             // No rotation was under way: anything past the acknowledged
             // length was written by a call that failed.
@@ -1179,9 +1183,10 @@ impl EventLog {
     ///
     /// Step by step: every registered view is refreshed (so each snapshot
     /// has consumed the whole active log); the active log is compressed as
-    /// one zstd frame and appended to `archive.jsonl.zst`, which is created
-    /// on the first rotation and synced; the frame is recorded in the
-    /// archive index, `archive.index.jsonl`; `app.jsonl` is truncated to
+    /// zstd frames of about 1 MiB of lines each and appended to
+    /// `archive.jsonl.zst`, which is created on the first rotation and
+    /// synced; the frames are recorded in the archive index,
+    /// `archive.index.jsonl`; `app.jsonl` is truncated to
     /// zero bytes; every snapshot's offset is reset to 0. An intent record
     /// makes each step recoverable: after a crash, the next open finishes
     /// or undoes the rotation, so that no event is lost or duplicated.

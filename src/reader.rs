@@ -141,7 +141,7 @@ impl<R: BufRead> Lines<R> {
                 );
                 return Err(self.corrupt(self.pos, detail));
             }
-            self.seq = self.seq.map(|s| s + 1);
+            self.seq = self.seq.map(|s| s.saturating_add(1));
         }
         Ok(())
     }
@@ -162,7 +162,18 @@ impl<R: BufRead> Lines<R> {
             }
             (expected, found) => found.or(expected),
         };
-        self.seq = seq.map(|s| s + 1);
+        self.seq = match seq {
+            Some(seq) => match seq.checked_add(1) {
+                Some(next) => Some(next),
+                None => {
+                    return Err(self.corrupt(
+                        start,
+                        format!("the line says it is event {seq}, past the last possible one"),
+                    ));
+                }
+            },
+            None => None,
+        };
         Ok(seq)
     }
 

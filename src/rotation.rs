@@ -1,8 +1,10 @@
 //! Rotation: moving the active log into the zstd archive, crash-safely.
 //!
 //! The archive, `archive.jsonl.zst`, is a sequence of standard zstd frames,
-//! one per rotation, each with its content size and a checksum of its
-//! content; decompressed in order they are the closed history as JSON
+//! each with its content size and a checksum of its content, and each
+//! holding whole lines: a rotation writes frames of about
+//! [`FRAME_CONTENT`] bytes (one frame per rotation before sequence numbers
+//! existed). Decompressed in order they are the closed history as JSON
 //! Lines (`zstd -d archive.jsonl.zst --stdout` prints it).
 //!
 //! A rotation of an active log of `M` bytes, when the archive is `A` bytes:
@@ -15,7 +17,7 @@
 //! 2. write the intent record `rotation.json` =
 //!    `{"archive_len":A,"log_len":M,"checksum":C}` (atomically, directory
 //!    synced; C guards the two numbers recovery acts on);
-//! 3. append `app.jsonl` as one zstd frame to the archive and sync it;
+//! 3. append `app.jsonl` as zstd frames to the archive and sync it;
 //! 4. append the frame's line to the archive index,
 //!    `archive.index.jsonl` (see [`index`](crate::index)), and sync it;
 //! 5. truncate `app.jsonl` to 0 and sync it;
@@ -26,18 +28,18 @@
 //! still has its `M` bytes, the rotation is rolled back (the archive is cut
 //! back to `A` bytes, dropping any partial frame, and the index to the
 //! frames before it); if it is empty, step 3 had completed and the rotation
-//! is rolled forward (the index line written if it is missing or torn,
+//! is rolled forward (the index lines written if missing or torn,
 //! then steps 6 and 7). Either way no event is lost or duplicated, and
 //! every event keeps its sequence number.
 //!
 //! Recovery cuts nothing it has not verified. Before a roll-back, the
-//! archive bytes past `A` must decode as one zstd frame, possibly cut
+//! archive bytes past `A` must decode as zstd frames, the last possibly cut
 //! short, whose content so far is the start of `app.jsonl` (up to the
 //! first page that a power cut zeroed, if any: unsynced pages may come
 //! back as zeros, committed frames never hold such pages); before a
-//! roll-forward, they must be exactly one complete frame of `M` bytes whose
-//! checksum holds. A stale or forged record, or files damaged after the
-//! crash, give [`Error::Corrupt`](crate::Error::Corrupt) naming the file
+//! roll-forward, they must be complete frames of `M` bytes in all whose
+//! checksums hold. A stale or forged record, or files damaged after the
+//! crash, give [`Error::Corrupt`] naming the file
 //! that disagrees (the record itself when an emptied `app.jsonl` and an
 //! archive cut inside the frame cannot be told apart), and no file is
 //! changed.
@@ -145,7 +147,10 @@ fn move_to_archive(history: &mut History, file: &File) -> Result<()> {
     archive.sync_all().at(&paths.archive)?;
     let archive_len = archive.metadata().at(&paths.archive)?.len();
 
-    let entries = history.index.next_frames(intent.archive_len, &frames);
+    // The index in memory changes only once the rotation is done: until
+    // then a failure leaves this log reading the files as they were.
+    let mut index = history.index.clone();
+    let entries = index.next_frames(intent.archive_len, &frames);
     let counted: u64 = entries.iter().map(|f| f.events).sum();
     if counted != history.next_seq - history.base_seq()
         || entries.last().map(|f| f.end()) != Some(archive_len)
@@ -160,12 +165,12 @@ fn move_to_archive(history: &mut History, file: &File) -> Result<()> {
             ),
         ));
     }
-    history.index.append(&paths.index, &entries)?;
+    index.append(&paths.index, &entries)?;
 
     check_unchanged_len(history, file)?;
     file.set_len(0).at(&paths.log)?;
     file.sync_all().at(&paths.log)?;
-    history.rotated(archive_len);
+    history.rotated(archive_len, index);
 
     snapshot::shift_after_rotation(&paths.views, intent.log_len, archive_len)?;
     durable::remove_file(&intent_path)
@@ -252,7 +257,11 @@ fn frame_end(file: &mut File, start: u64, len: u64) -> io::Result<u64> {
 fn check_active_log(history: &History, file: &File, checked_len: &mut u64) -> Result<()> {
     check_unchanged_len(history, file)?;
     if *checked_len < history.len {
-        let seq = (*checked_len == 0).then(|| history.base_seq());
+        let seq = match *checked_len {
+            0 => history.base_seq(),
+            at => history.seq_at(at)?,
+        };
+        let seq = Some(seq);
         let mut lines = history.active_lines(*checked_len, seq)?;
         while let Some(end) = lines.next_valid()? {
             *checked_len = end;
@@ -299,10 +308,10 @@ fn check_unchanged_len(history: &History, file: &File) -> Result<()> {
 /// the log or the archive.
 ///
 /// Nothing is cut that is not proven to be the interrupted rotation's own
-/// frame: before a roll-back, the archive bytes past the recorded length
-/// must decode as one zstd frame (possibly cut short) whose content is the
-/// start of `app.jsonl`; before a roll-forward, they must be exactly one
-/// complete frame of the recorded length whose checksum holds. Anything
+/// frames: before a roll-back, the archive bytes past the recorded length
+/// must decode as zstd frames (the last possibly cut short) whose content
+/// is the start of `app.jsonl`; before a roll-forward, they must be
+/// complete frames of the recorded length in all whose checksums hold. Anything
 /// else is [`Error::Corrupt`] and no file is changed.
 pub(crate) fn recover(paths: &Paths) -> Result<()> {
     let (dir, log_path, views_dir) = (&paths.dir, &paths.log, &paths.views);

@@ -54,9 +54,11 @@ pub(crate) const MAX_SNAPSHOT: u64 = 1 << 30;
 /// one planted at `NAME.snapshot.json.tmp` is removed, never written
 /// through.
 ///
-/// A view's snapshot file has two more keys: `archive_len`, the length of
-/// the archive its state includes (a snapshot that includes less of the
-/// archive than there now is predates a rotation, and is rebuilt), and
+/// A view's snapshot file has three more keys: `archive_len`, the length
+/// of the archive its state includes (a snapshot that includes less of the
+/// archive than there now is predates a rotation, and is rebuilt), `seq`,
+/// the number of events its state holds (the sequence number of the next
+/// event to fold, checked against the log's line before `offset`), and
 /// `checksum`, which covers the rest (a snapshot changed after it was
 /// written is rebuilt too).
 ///

@@ -219,9 +219,9 @@ fn a_cursor_kept_as_a_sequence_number_misses_nothing_across_rotations() {
 fn a_line_whose_sequence_number_is_wrong_is_reported() {
     let dir = framed_log(&[], 4);
     let text = fs::read_to_string(dir.path().join(LOG)).unwrap();
-    let edited = text.replace(r#""seq":2}"#, r#""seq":7}"#);
+    let edited = text.replace(r#""seq":1}"#, r#""seq":7}"#);
     fs::write(dir.path().join(LOG), &edited).unwrap();
-    let offset = text.find(&stored_line(&numbered(2), 2)).unwrap() as u64;
+    let offset = text.find(&stored_line(&numbered(1), 1)).unwrap() as u64;
     let log = EventLog::open(dir.path()).unwrap();
     match try_all_events(&log) {
         Err(Error::Corrupt {
@@ -232,7 +232,7 @@ fn a_line_whose_sequence_number_is_wrong_is_reported() {
             assert!(path.ends_with(LOG), "{}", path.display());
             assert_eq!(at, offset, "{detail}");
             assert!(
-                detail.contains("event 7") && detail.contains("event 2"),
+                detail.contains("event 7") && detail.contains("event 1"),
                 "{detail}"
             );
         }
@@ -832,4 +832,181 @@ fn a_crash_after_truncation_records_every_frame_of_the_rotation() {
         assert_eq!(fs::read_to_string(dir.path().join(INDEX)).unwrap(), index);
         check_index(dir.path());
     }
+}
+
+// ------------------------------------------------------ found by review
+//
+// Each of these was found by a review of the change that brought sequence
+// numbers, and failed before its fix.
+
+/// Replaces the last occurrence of `from` in the file at `path`.
+fn replace_last(path: &Path, from: &str, to: &str) {
+    let mut text = fs::read_to_string(path).unwrap();
+    let i = text.rfind(from).expect("the text to replace");
+    text.replace_range(i..i + from.len(), to);
+    fs::write(path, text).unwrap();
+}
+
+/// A one-bit flip in the last line's `seq` was taken as the next position:
+/// appends were then numbered wrong for ever.
+#[test]
+fn a_damaged_last_position_is_reported_not_trusted() {
+    let dir = framed_log(&[], 10);
+    let text = fs::read_to_string(dir.path().join(LOG)).unwrap();
+    let last = text.trim_end().rfind('\n').unwrap() as u64 + 1;
+    replace_last(&dir.path().join(LOG), r#""seq":9}"#, r#""seq":1}"#);
+    match EventLog::open(dir.path()) {
+        Err(Error::Corrupt {
+            path,
+            offset,
+            detail,
+        }) => {
+            assert!(path.ends_with(LOG));
+            assert_eq!(offset, last, "{detail}");
+            assert!(
+                detail.contains("event 1") && detail.contains("event 9"),
+                "{detail}"
+            );
+        }
+        other => panic!("{:?}", other.map(|l| l.next_seq())),
+    }
+    // The line before the last, damaged: the two disagree, and the open
+    // names the line that is out of place.
+    let dir = framed_log(&[], 10);
+    let text = fs::read_to_string(dir.path().join(LOG)).unwrap();
+    let eighth = text.find(&stored_line(&numbered(8), 8)).unwrap() as u64;
+    replace_last(&dir.path().join(LOG), r#""seq":8}"#, r#""seq":6}"#);
+    match EventLog::open(dir.path()) {
+        Err(Error::Corrupt { offset, detail, .. }) => {
+            assert_eq!(offset, eighth, "{detail}");
+            assert!(
+                detail.contains("event 6") && detail.contains("event 8"),
+                "{detail}"
+            );
+        }
+        other => panic!("{:?}", other.map(|l| l.next_seq())),
+    }
+}
+
+/// A `seq` of `u64::MAX` overflowed (a panic in debug builds).
+#[test]
+fn the_largest_position_is_an_error_not_an_overflow() {
+    let dir = framed_log(&[], 2);
+    replace_last(
+        &dir.path().join(LOG),
+        r#""seq":1}"#,
+        &format!(r#""seq":{}}}"#, u64::MAX),
+    );
+    assert_corrupt_open(dir.path(), LOG);
+
+    let dir = framed_log(&[], 1);
+    append_bytes(
+        &dir.path().join(LOG),
+        format!("{}\n", stored_line(&numbered(1), u64::MAX)).as_bytes(),
+    );
+    append_bytes(
+        &dir.path().join(LOG),
+        format!("{}\n", stored_line(&numbered(2), 2)).as_bytes(),
+    );
+    let log = EventLog::open(dir.path());
+    // Either the open or the read reports it; neither panics.
+    if let Ok(log) = log {
+        let read: eventfold::Result<Vec<_>> = log.read_from(0).unwrap().collect();
+        assert!(matches!(read, Err(Error::Corrupt { .. })));
+    }
+}
+
+/// The index that opening writes for an archive it had not indexed was
+/// appended in place: cut short by a crash or a full disk, it kept every
+/// later open from working. It is now written beside and renamed: a crash
+/// leaves at most a temporary file, which the next open removes.
+#[test]
+fn an_interrupted_rebuild_of_the_index_is_done_again() {
+    let dir = framed_log(&[1; 10], 10);
+    let index = fs::read(dir.path().join(INDEX)).unwrap();
+    fs::remove_file(dir.path().join(INDEX)).unwrap();
+    fs::write(
+        dir.path().join(format!("{INDEX}.tmp")),
+        &index[..index.len() / 2],
+    )
+    .unwrap();
+    let log = EventLog::open(dir.path()).unwrap();
+    assert_eq!(read_seq(&log, 0), numbered_at(0..10));
+    drop(log);
+    assert_eq!(fs::read(dir.path().join(INDEX)).unwrap(), index);
+    assert!(!dir.path().join(format!("{INDEX}.tmp")).exists());
+}
+
+/// A symbolic link at the index was read through, then replaced by a file
+/// holding only the next rotation's line: the next open failed.
+#[cfg(unix)]
+#[test]
+fn a_link_at_the_index_is_replaced_by_a_whole_index() {
+    let dir = framed_log(&[3, 3], 6);
+    let outside = test_dir();
+    let target = outside.path().join("index.jsonl");
+    fs::rename(dir.path().join(INDEX), &target).unwrap();
+    let original = fs::read(&target).unwrap();
+    std::os::unix::fs::symlink(&target, dir.path().join(INDEX)).unwrap();
+    let mut log = EventLog::open(dir.path()).unwrap();
+    append_numbered(&mut log, 6..9);
+    log.rotate().unwrap();
+    drop(log);
+    let meta = fs::symlink_metadata(dir.path().join(INDEX)).unwrap();
+    assert!(
+        meta.file_type().is_file(),
+        "the link was replaced by a file"
+    );
+    assert_eq!(
+        fs::read(&target).unwrap(),
+        original,
+        "the link's target is untouched"
+    );
+    check_index(dir.path());
+    let log = EventLog::open(dir.path()).unwrap();
+    assert_eq!(read_seq(&log, 0), numbered_at(0..9));
+}
+
+/// Recovery cut the index through a symbolic link planted there, changing
+/// a file outside the data directory.
+#[cfg(unix)]
+#[test]
+fn recovery_never_cuts_through_a_link_at_the_index() {
+    let dir = framed_log(&[3], 6);
+    let outside = test_dir();
+    let archive_len = file_size(&dir.path().join(ARCHIVE));
+    let log_len = file_size(&dir.path().join(LOG));
+    fs::write(dir.path().join(INTENT), intent_record(archive_len, log_len)).unwrap();
+    let target = outside.path().join("precious.txt");
+    let mut content = fs::read(dir.path().join(INDEX)).unwrap();
+    content.extend_from_slice(b"bytes that are not eventfold's\n");
+    fs::write(&target, &content).unwrap();
+    fs::remove_file(dir.path().join(INDEX)).unwrap();
+    std::os::unix::fs::symlink(&target, dir.path().join(INDEX)).unwrap();
+    let log = EventLog::open(dir.path()).unwrap();
+    assert_eq!(read_seq(&log, 0), numbered_at(0..6));
+    drop(log);
+    assert_eq!(
+        fs::read(&target).unwrap(),
+        content,
+        "the target is untouched"
+    );
+    check_index(dir.path());
+}
+
+/// Indexing an archive counted its lines without looking at their own
+/// numbers: an archive that lost its first frame, with its index gone too,
+/// was numbered from 0 again.
+#[test]
+fn indexing_an_archive_checks_the_numbers_its_lines_carry() {
+    let dir = framed_log(&[3, 3], 6);
+    let frames = frame_spans(&dir.path().join(ARCHIVE));
+    let bytes = fs::read(dir.path().join(ARCHIVE)).unwrap();
+    fs::write(dir.path().join(ARCHIVE), &bytes[frames[0].len as usize..]).unwrap();
+    fs::remove_file(dir.path().join(INDEX)).unwrap();
+    let detail = assert_corrupt_open(dir.path(), ARCHIVE);
+    assert!(
+        detail.contains("event 3") && detail.contains("event 0"),
+        "{detail}"
+    );
 }
