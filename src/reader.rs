@@ -496,29 +496,21 @@ impl Iterator for ReadFrom {
 /// # Ok::<(), eventfold::Error>(())
 /// ```
 pub struct ReadFull {
-    archive: Option<ArchiveLines>,
-    active: Option<ActiveLines>,
+    history: HistoryLines,
 }
 
 impl ReadFull {
     pub(crate) fn new(archive: Option<ArchiveLines>, active: ActiveLines) -> Self {
         ReadFull {
-            archive,
-            active: Some(active),
+            history: HistoryLines::new(archive, active),
         }
-    }
-
-    fn fail(&mut self, e: Error) -> Option<Result<(Event, String)>> {
-        self.archive = None;
-        self.active = None;
-        Some(Err(e))
     }
 }
 
 impl fmt::Debug for ReadFull {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ReadFull")
-            .field("in_archive", &self.archive.is_some())
+            .field("in_archive", &self.history.archive.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -527,9 +519,32 @@ impl Iterator for ReadFull {
     type Item = Result<(Event, String)>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        let line = self.history.next_line()?;
+        Some(line.map(|line| (line.event, hash_hex(line.hash))))
+    }
+}
+
+/// The lines of the history from some point: the rest of the archive (if
+/// the point is in it), then the active log. Ends after the first error.
+struct HistoryLines {
+    archive: Option<ArchiveLines>,
+    active: Option<ActiveLines>,
+}
+
+impl HistoryLines {
+    fn new(archive: Option<ArchiveLines>, active: ActiveLines) -> Self {
+        HistoryLines {
+            archive,
+            active: Some(active),
+        }
+    }
+
+    /// The next line; at the end of the archive, checks that it held the
+    /// events up to the first of the active log.
+    fn next_line(&mut self) -> Option<Result<LineEvent>> {
         if let Some(archive) = &mut self.archive {
             match archive.next_event() {
-                Ok(Some(line)) => return Some(Ok((line.event, hash_hex(line.hash)))),
+                Ok(Some(line)) => return Some(Ok(line)),
                 Ok(None) => {
                     let next = self.active.as_ref().and_then(Lines::next_seq);
                     if let Err(e) = archive.check_end(next) {
@@ -542,13 +557,19 @@ impl Iterator for ReadFull {
         }
         let active = self.active.as_mut()?;
         match active.next_event() {
-            Ok(Some(line)) => Some(Ok((line.event, hash_hex(line.hash)))),
+            Ok(Some(line)) => Some(Ok(line)),
             Ok(None) => {
                 self.active = None;
                 None
             }
             Err(e) => self.fail(e),
         }
+    }
+
+    fn fail(&mut self, e: Error) -> Option<Result<LineEvent>> {
+        self.archive = None;
+        self.active = None;
+        Some(Err(e))
     }
 }
 
@@ -579,16 +600,14 @@ impl Iterator for ReadFull {
 pub struct ReadSeq {
     /// The sequence number of the next event.
     next: u64,
-    archive: Option<ArchiveLines>,
-    active: Option<ActiveLines>,
+    history: HistoryLines,
 }
 
 impl ReadSeq {
     pub(crate) fn new(seq: u64, archive: Option<ArchiveLines>, active: ActiveLines) -> Self {
         ReadSeq {
             next: seq,
-            archive,
-            active: Some(active),
+            history: HistoryLines::new(archive, active),
         }
     }
 
@@ -613,25 +632,13 @@ impl ReadSeq {
     pub fn next_seq(&self) -> u64 {
         self.next
     }
-
-    fn yielded(&mut self, line: LineEvent) -> Option<Result<(u64, Event, String)>> {
-        let seq = self.next;
-        self.next += 1;
-        Some(Ok((seq, line.event, hash_hex(line.hash))))
-    }
-
-    fn fail(&mut self, e: Error) -> Option<Result<(u64, Event, String)>> {
-        self.archive = None;
-        self.active = None;
-        Some(Err(e))
-    }
 }
 
 impl fmt::Debug for ReadSeq {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ReadSeq")
             .field("next_seq", &self.next)
-            .field("in_archive", &self.archive.is_some())
+            .field("in_archive", &self.history.archive.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -640,28 +647,12 @@ impl Iterator for ReadSeq {
     type Item = Result<(u64, Event, String)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if let Some(archive) = &mut self.archive {
-            match archive.next_event() {
-                Ok(Some(line)) => return self.yielded(line),
-                Ok(None) => {
-                    let next = self.active.as_ref().and_then(Lines::next_seq);
-                    if let Err(e) = archive.check_end(next) {
-                        return self.fail(e);
-                    }
-                    self.archive = None;
-                }
-                Err(e) => return self.fail(e),
-            }
-        }
-        let active = self.active.as_mut()?;
-        match active.next_event() {
-            Ok(Some(line)) => self.yielded(line),
-            Ok(None) => {
-                self.active = None;
-                None
-            }
-            Err(e) => self.fail(e),
-        }
+        let line = self.history.next_line()?;
+        Some(line.map(|line| {
+            let seq = self.next;
+            self.next += 1;
+            (seq, line.event, hash_hex(line.hash))
+        }))
     }
 }
 
