@@ -78,8 +78,11 @@ impl Paths {
 }
 
 /// The acknowledged history of a data directory, as one open log sees it.
+///
+/// Public only in name, so that [`Source`] can hand it out: nothing outside
+/// the crate can name it, and it has no public methods.
 #[derive(Debug)]
-pub(crate) struct History {
+pub struct History {
     pub(crate) paths: Paths,
     /// Bytes of `app.jsonl` written and synced: the acknowledged log.
     pub(crate) len: u64,
@@ -94,6 +97,48 @@ pub(crate) struct History {
     pub(crate) id: u64,
     /// Set after a failed write or sync: the file that failed.
     pub(crate) poisoned: Option<PathBuf>,
+}
+
+/// A log that [`View`](crate::View)s can be refreshed from: an open
+/// [`EventLog`](crate::EventLog) (or a reference to one).
+///
+/// Only eventfold's own types implement it: its method hands out the
+/// log's files and positions, which nothing else can name.
+///
+/// # Examples
+///
+/// ```
+/// use eventfold::{Event, EventLog, Source, View};
+///
+/// fn count(n: u64, _: &Event) -> u64 { n + 1 }
+///
+/// /// Refreshes a view from any log it is given.
+/// fn fresh_count(view: &mut View<u64>, log: &impl Source) -> eventfold::Result<u64> {
+///     view.refresh(log).copied()
+/// }
+///
+/// # let dir = tempfile::tempdir()?;
+/// let log = EventLog::open(dir.path())?;
+/// let mut view = View::new("count", count, dir.path().join("views"))?;
+/// assert_eq!(fresh_count(&mut view, &log)?, 0);
+/// # Ok::<(), eventfold::Error>(())
+/// ```
+pub trait Source {
+    /// The files, how much of them is acknowledged, and the positions.
+    #[doc(hidden)]
+    fn history(&self) -> &History;
+}
+
+impl<T: Source + ?Sized> Source for &T {
+    fn history(&self) -> &History {
+        (**self).history()
+    }
+}
+
+impl<T: Source + ?Sized> Source for &mut T {
+    fn history(&self) -> &History {
+        (**self).history()
+    }
 }
 
 /// The `seq` of a stored line, and that it has an event's keys (a line

@@ -59,6 +59,7 @@ mod view;
 
 pub use crate::error::{Error, Result};
 pub use crate::event::Event;
+pub use crate::history::Source;
 pub use crate::log::{EventLog, EventLogBuilder};
 pub use crate::reader::{ReadFrom, ReadFull, ReadSeq};
 pub use crate::snapshot::Snapshot;

@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use crate::durable;
 use crate::error::{Error, IoContext, Result};
 use crate::event::Event;
-use crate::history::{History, Paths, VIEWS_DIR};
+use crate::history::{History, Paths, Source, VIEWS_DIR};
 use crate::index::INDEX_FILE;
 use crate::reader::{ReadFrom, ReadFull, ReadSeq};
 use crate::rotation;
@@ -1286,9 +1286,10 @@ impl EventLog {
     ) -> Result<T> {
         f(&mut self.views, &self.history)
     }
+}
 
-    /// What views read: the files and how much of them is acknowledged.
-    pub(crate) fn history(&self) -> &History {
+impl Source for EventLog {
+    fn history(&self) -> &History {
         &self.history
     }
 }

@@ -13,8 +13,7 @@ use serde::de::DeserializeOwned;
 use crate::durable;
 use crate::error::{Error, Result};
 use crate::event::{Event, hash_hex};
-use crate::history::History;
-use crate::log::EventLog;
+use crate::history::{History, Source};
 use crate::reader::LineEvent;
 use crate::snapshot::{self, Snapshot, ViewSnapshot};
 
@@ -121,7 +120,7 @@ enum Status {
 ///
 /// Views are normally registered with
 /// [`EventLogBuilder::view`](crate::EventLogBuilder::view) and read through
-/// [`EventLog::view`]; the log then keeps them through rotations. A view can
+/// [`EventLog::view`](crate::EventLog::view); the log then keeps them through rotations. A view can
 /// also be used on its own with [`View::new`] and [`View::refresh`], but the
 /// log does not know about such a view: after a rotation it can only be
 /// rebuilt from the full history (which `refresh` then does by itself).
@@ -278,7 +277,7 @@ where
     /// full history is always saved; an incremental refresh saves once the
     /// log folded since the last save reaches 64 KiB, or the snapshot's own
     /// size if that is larger, so that a snapshot is never rewritten for
-    /// less work than it would save. [`EventLog::save_views`], a rotation
+    /// less work than it would save. [`EventLog::save_views`](crate::EventLog::save_views), a rotation
     /// and closing the log save the rest. Every save is atomic and durable
     /// (written to a `.tmp` file, synced, renamed, directory synced). A
     /// crash can therefore leave a snapshot behind its view, by at most
@@ -317,7 +316,7 @@ where
     /// or [`save`](View::save) tries again. After a failed write the log is
     /// [poisoned](Error::Poisoned): a refresh still folds every
     /// acknowledged event, but saves nothing until the log is
-    /// [recovered](EventLog::recover).
+    /// [recovered](crate::EventLog::recover).
     ///
     /// # Panics
     ///
@@ -325,7 +324,7 @@ where
     /// keeps the state it had after the last event before the one the
     /// reducer failed on (folded again from its snapshot); the next refresh
     /// starts from that event again.
-    pub fn refresh(&mut self, log: &EventLog) -> Result<&S> {
+    pub fn refresh(&mut self, log: &impl Source) -> Result<&S> {
         self.refresh_in(log.history())
     }
 
@@ -385,7 +384,7 @@ where
     /// As for [`refresh`](View::refresh), and [`Error::Io`] if the snapshot
     /// cannot be deleted. After an error the view keeps its previous state
     /// and replays the full history on its next refresh.
-    pub fn rebuild(&mut self, log: &EventLog) -> Result<&S> {
+    pub fn rebuild(&mut self, log: &impl Source) -> Result<&S> {
         self.rebuild_in(log.history())
     }
 
@@ -643,7 +642,7 @@ where
     /// Saves the snapshot now if the in-memory state is ahead of it
     /// (see [`refresh`](View::refresh) for when that happens).
     ///
-    /// Registered views are saved by [`EventLog::save_views`] and when the
+    /// Registered views are saved by [`EventLog::save_views`](crate::EventLog::save_views) and when the
     /// log is dropped; a view used on its own is saved only by its
     /// refreshes and by this method.
     ///
@@ -670,8 +669,8 @@ where
     ///
     /// [`Error::Io`] or [`Error::Serialize`] if the snapshot cannot be
     /// written; the old one is then untouched. [`Error::Poisoned`] after a
-    /// failed write of the log, until it is [recovered](EventLog::recover).
-    pub fn save(&mut self, log: &EventLog) -> Result<()> {
+    /// failed write of the log, until it is [recovered](crate::EventLog::recover).
+    pub fn save(&mut self, log: &impl Source) -> Result<()> {
         self.save_in(log.history())
     }
 
