@@ -3,8 +3,8 @@
 //!
 //! The log keeps every event, so "what did the account look like after the
 //! 10th transaction?" or "when did it first go negative?" are answered by
-//! replaying the history with `read_full()` and the same reducer the view
-//! uses, stopping wherever you like. That is the debugging superpower of
+//! replaying the history with `read_full()` (or `state_at(reducer, seq)`)
+//! and the same reducer the view uses, stopping wherever you like. That is the debugging superpower of
 //! event sourcing: no state is ever overwritten.
 //!
 //! ```text
@@ -114,7 +114,11 @@ fn run() -> Result<(), Box<dyn Error>> {
             event.event_type, past.balance
         );
     }
-    println!("after event 10: {past}");
+    // `state_at` does the same fold, up to and including a sequence
+    // number: the 10th event is number 9 (the first is 0).
+    let at_ten = log.state_at(account, 9)?;
+    assert_eq!(at_ten.balance, past.balance);
+    println!("after event 10: {at_ten}");
 
     // The view holds the present: all twenty events.
     log.refresh_all()?;
