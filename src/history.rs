@@ -159,15 +159,15 @@ impl History {
     /// The history of the files in `paths`, whose active log has `len`
     /// acknowledged bytes (its torn tail already repaired), after any
     /// interrupted rotation was recovered. Frames of the archive that the
-    /// index does not cover yet are indexed, and the index written, when
-    /// `write_index` is set.
+    /// index does not cover yet are indexed, and the index rewritten with
+    /// them (atomically).
     ///
     /// # Errors
     ///
     /// [`Error::Corrupt`] if the index is damaged, the archive lost frames
     /// that the index records, or the active log does not follow the
     /// archive; [`Error::Io`] if a file cannot be read.
-    pub(crate) fn open(paths: Paths, len: u64, id: u64, write_index: bool) -> Result<History> {
+    pub(crate) fn open(paths: Paths, len: u64, id: u64) -> Result<History> {
         let archive_len = durable::file_len(&paths.archive)?;
         let (mut index, exists) = Index::load(&paths.index, None)?;
         index::check_archive(&paths.archive, archive_len, &index)?;
@@ -176,19 +176,16 @@ impl History {
             for frame in &new {
                 check_first_seq(&paths.archive, archive_len, frame)?;
             }
-            if write_index {
-                let mut all = index.frames.clone();
-                all.extend_from_slice(&new);
-                index.rewrite(&paths.index, all)?;
-                ::log::warn!(
-                    "eventfold: {} {} frames of {} that it did not record yet",
-                    if exists { "added to" } else { "created" },
-                    new.len(),
-                    paths.archive.display()
-                );
-            } else {
-                index.extend_unwritten(&new);
-            }
+            let mut all = index.frames.clone();
+            all.extend_from_slice(&new);
+            index.rewrite(&paths.index, all)?;
+            ::log::warn!(
+                "eventfold: {} {} with {} frames of {} that it did not record",
+                if exists { "updated" } else { "created" },
+                paths.index.display(),
+                new.len(),
+                paths.archive.display()
+            );
         }
         let mut history = History {
             paths,

@@ -273,9 +273,8 @@ impl Index {
         Ok(())
     }
 
-    /// Adds frames found in the archive to the index in memory only, for
-    /// a reader that writes nothing.
-    pub(crate) fn extend_unwritten(&mut self, frames: &[FrameEntry]) {
+    /// Adds frames to the index in memory only.
+    fn extend_unwritten(&mut self, frames: &[FrameEntry]) {
         let len = self.len();
         for f in frames {
             self.frames.push(*f);

@@ -335,7 +335,7 @@ impl EventLogBuilder {
         rotation::recover(&paths)?;
         let len = tail::repair(&file, &paths.log, &paths.torn)?;
         let id = NEXT_LOG_ID.fetch_add(1, Ordering::Relaxed);
-        let history = History::open(paths, len, id, true)?;
+        let history = History::open(paths, len, id)?;
 
         let mut log = EventLog {
             history,
@@ -1160,7 +1160,7 @@ impl EventLog {
         // makes each reload its (checked) snapshot on its next refresh,
         // showing its present state until then.
         let id = NEXT_LOG_ID.fetch_add(1, Ordering::Relaxed);
-        let history = History::open(paths, len, id, true)?;
+        let history = History::open(paths, len, id)?;
         if history.next_seq < self.history.next_seq {
             return Err(Error::corrupt(
                 &history.paths.log,
