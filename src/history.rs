@@ -235,7 +235,8 @@ impl History {
                 &self.paths.log,
                 0,
                 format!(
-                    "the first event here is event {seq} of the history, but {why}; nothing was changed"
+                    "the first event here is event {seq} of the history, but {why}; nothing \
+                     was changed"
                 ),
             ));
         }

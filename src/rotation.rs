@@ -512,7 +512,8 @@ fn check_complete_frames(
 /// The end of a message about the interrupted rotation's frame at `start`.
 fn recovery_context(start: u64) -> String {
     format!(
-        " ({INTENT_FILE} says an interrupted rotation's frame starts at byte {start}); nothing was changed"
+        " ({INTENT_FILE} says an interrupted rotation's frames start at byte {start}); nothing \
+         was changed"
     )
 }
 

@@ -120,10 +120,11 @@ enum Status {
 ///
 /// Views are normally registered with
 /// [`EventLogBuilder::view`](crate::EventLogBuilder::view) and read through
-/// [`EventLog::view`](crate::EventLog::view); the log then keeps them through rotations. A view can
-/// also be used on its own with [`View::new`] and [`View::refresh`], but the
-/// log does not know about such a view: after a rotation it can only be
-/// rebuilt from the full history (which `refresh` then does by itself).
+/// [`EventLog::view`](crate::EventLog::view); the log then keeps them
+/// through rotations. A view can also be used on its own with
+/// [`View::new`] and [`View::refresh`], but the log does not know about
+/// such a view: after a rotation it can only be rebuilt from the full
+/// history (which `refresh` then does by itself).
 ///
 /// # Examples
 ///
@@ -277,7 +278,8 @@ where
     /// full history is always saved; an incremental refresh saves once the
     /// log folded since the last save reaches 64 KiB, or the snapshot's own
     /// size if that is larger, so that a snapshot is never rewritten for
-    /// less work than it would save. [`EventLog::save_views`](crate::EventLog::save_views), a rotation
+    /// less work than it would save.
+    /// [`EventLog::save_views`](crate::EventLog::save_views), a rotation
     /// and closing the log save the rest. Every save is atomic and durable
     /// (written to a `.tmp` file, synced, renamed, directory synced). A
     /// crash can therefore leave a snapshot behind its view, by at most
@@ -642,7 +644,8 @@ where
     /// Saves the snapshot now if the in-memory state is ahead of it
     /// (see [`refresh`](View::refresh) for when that happens).
     ///
-    /// Registered views are saved by [`EventLog::save_views`](crate::EventLog::save_views) and when the
+    /// Registered views are saved by
+    /// [`EventLog::save_views`](crate::EventLog::save_views) and when the
     /// log is dropped; a view used on its own is saved only by its
     /// refreshes and by this method.
     ///
