@@ -152,16 +152,25 @@ fn move_to_archive(history: &mut History, file: &File) -> Result<()> {
     let mut index = history.index.clone();
     let entries = index.next_frames(intent.archive_len, &frames);
     let counted: u64 = entries.iter().map(|f| f.events).sum();
-    if counted != history.next_seq - history.base_seq()
-        || entries.last().map(|f| f.end()) != Some(archive_len)
-    {
+    let expected = history.next_seq - history.base_seq();
+    if counted != expected {
         return Err(Error::corrupt(
             &paths.log,
             0,
             format!(
-                "the file held {counted} events when it was compressed, but this log counted {}: \
-                 another program changed it",
-                history.next_seq - history.base_seq()
+                "the file held {counted} events when it was compressed, but this log counted \
+                 {expected}: another program changed it"
+            ),
+        ));
+    }
+    let written = entries.last().map_or(intent.archive_len, |f| f.end());
+    if written != archive_len {
+        return Err(Error::corrupt(
+            &paths.archive,
+            written,
+            format!(
+                "the archive is {archive_len} bytes long, but this rotation wrote it up to byte \
+                 {written}: another program wrote to it"
             ),
         ));
     }
