@@ -5,9 +5,9 @@
 //! ```text
 //! $ cargo run --example rotation
 //! data directory: /tmp/eventfold-example-rotation
-//! directory: app.jsonl  views/
+//! directory: app.jsonl  app.jsonl.committed  views/
 //! event 8: app.jsonl was 406 bytes, over 400, so append rotated it first
-//! directory: app.jsonl  archive.index.jsonl  archive.jsonl.zst  views/
+//! directory: app.jsonl  app.jsonl.committed  archive.index.jsonl  archive.jsonl.zst  views/
 //! event 15: app.jsonl was 415 bytes, over 400, so append rotated it first
 //! view: 20 readings, last #20, 0 out of sequence
 //! after rotate(): app.jsonl is 0 bytes

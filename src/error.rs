@@ -67,6 +67,13 @@ pub enum Error {
         /// The file whose write or sync failed.
         path: PathBuf,
     },
+    /// A write through a read-only [`EventReader`](crate::EventReader):
+    /// saving a view's snapshot from a reader. Snapshots are the writer's
+    /// (an [`EventLog`](crate::EventLog)); a reader folds views in memory.
+    ReadOnly {
+        /// The file that was not written.
+        path: PathBuf,
+    },
     /// No view of this name is registered with the log.
     UnknownView {
         /// The name asked for.
@@ -303,6 +310,12 @@ impl fmt::Display for Error {
                 f,
                 "an earlier write or sync of {} failed, so the log refuses to write; once the \
                  fault is gone, call EventLog::recover (or reopen the log)",
+                path.display()
+            ),
+            Error::ReadOnly { path } => write!(
+                f,
+                "{} was not written: this view is refreshed from a read-only EventReader, and \
+                 snapshots are saved by the writer (the EventLog that has the directory open)",
                 path.display()
             ),
             Error::UnknownView { name } => write!(f, "no view named {name:?} is registered"),

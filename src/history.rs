@@ -30,6 +30,7 @@
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;
@@ -38,7 +39,8 @@ use crate::durable;
 use crate::error::{Error, IoContext, Result};
 use crate::event::{MAX_LINE, hash_hex, line_hash};
 use crate::index::{self, INDEX_FILE, Index};
-use crate::reader::{self, ActiveLines, ArchiveLines, Lines, READ_BUF, line_start_before};
+use crate::lines::{self, ActiveLines, ArchiveLines, Lines, LogFile, READ_BUF, line_start_before};
+use crate::publish::{Committed, Outlet};
 
 /// File name of the active log inside the data directory.
 pub(crate) const LOG_FILE: &str = "app.jsonl";
@@ -48,6 +50,16 @@ pub(crate) const ARCHIVE_FILE: &str = "archive.jsonl.zst";
 pub(crate) const TORN_FILE: &str = "app.jsonl.torn";
 /// Name of the snapshot directory inside the data directory.
 pub(crate) const VIEWS_DIR: &str = "views";
+
+/// Source of the identities that tell one open log (or reader) from
+/// another.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A new identity for an open log or a reader, which views compare to
+/// know whether their in-memory position refers to it.
+pub(crate) fn new_id() -> u64 {
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}
 
 /// How many bytes of the active log are read forward, line by line, rather
 /// than bisected further, when an event is looked up by sequence number.
@@ -97,6 +109,32 @@ pub struct History {
     pub(crate) id: u64,
     /// Set after a failed write or sync: the file that failed.
     pub(crate) poisoned: Option<PathBuf>,
+    /// Set for the history a reader observed: nothing may be written,
+    /// not even a snapshot.
+    pub(crate) read_only: bool,
+    /// The writer's: where moving the ends forward is published.
+    outlet: Option<Outlet>,
+}
+
+/// The history a [`Source`] gives: the writer's own, or what a reader
+/// observed just now.
+#[derive(Debug)]
+pub enum HistoryRef<'a> {
+    #[doc(hidden)]
+    Borrowed(&'a History),
+    #[doc(hidden)]
+    Owned(Box<History>),
+}
+
+impl std::ops::Deref for HistoryRef<'_> {
+    type Target = History;
+
+    fn deref(&self) -> &History {
+        match self {
+            HistoryRef::Borrowed(history) => history,
+            HistoryRef::Owned(history) => history,
+        }
+    }
 }
 
 /// A log that [`View`](crate::View)s can be refreshed from: an open
@@ -126,17 +164,17 @@ pub struct History {
 pub trait Source {
     /// The files, how much of them is acknowledged, and the positions.
     #[doc(hidden)]
-    fn history(&self) -> &History;
+    fn history(&self) -> Result<HistoryRef<'_>>;
 }
 
 impl<T: Source + ?Sized> Source for &T {
-    fn history(&self) -> &History {
+    fn history(&self) -> Result<HistoryRef<'_>> {
         (**self).history()
     }
 }
 
 impl<T: Source + ?Sized> Source for &mut T {
-    fn history(&self) -> &History {
+    fn history(&self) -> Result<HistoryRef<'_>> {
         (**self).history()
     }
 }
@@ -195,9 +233,65 @@ impl History {
             next_seq: 0,
             id,
             poisoned: None,
+            read_only: false,
+            outlet: None,
         };
         history.next_seq = history.find_next_seq()?;
         Ok(history)
+    }
+
+    /// The history a reader observed, writing nothing: the active log
+    /// acknowledged up to `len`, the archive `archive_len` bytes long with
+    /// `index` (in memory) recording its frames.
+    ///
+    /// # Errors
+    ///
+    /// As for [`open`](History::open), but for the index, which the caller
+    /// read.
+    pub(crate) fn observed(
+        paths: Paths,
+        len: u64,
+        (archive_len, index): (u64, Index),
+        id: u64,
+    ) -> Result<History> {
+        let mut history = History {
+            paths,
+            len,
+            archive_len,
+            index,
+            next_seq: 0,
+            id,
+            poisoned: None,
+            read_only: true,
+            outlet: None,
+        };
+        history.next_seq = history.find_next_seq()?;
+        Ok(history)
+    }
+
+    /// Makes this (the writer's) history publish its committed end through
+    /// `outlet`, starting now.
+    pub(crate) fn attach(&mut self, outlet: Outlet) {
+        self.outlet = Some(outlet);
+        self.publish();
+    }
+
+    /// Takes the outlet back, to attach it to the history that replaces
+    /// this one.
+    pub(crate) fn detach(&mut self) -> Option<Outlet> {
+        self.outlet.take()
+    }
+
+    /// Publishes the acknowledged end, if this is the writer's history.
+    fn publish(&mut self) {
+        let committed = Committed {
+            base: self.base_seq(),
+            len: self.len,
+        };
+        let next_seq = self.next_seq;
+        if let Some(outlet) = &mut self.outlet {
+            outlet.publish(committed, next_seq);
+        }
     }
 
     /// The sequence number of the first event of the active log: the
@@ -309,9 +403,16 @@ impl History {
                 len: self.len,
             });
         };
-        let mut file = File::open(path).at(path)?;
-        file.seek(io::SeekFrom::Start(offset)).at(path)?;
-        let reader = BufReader::with_capacity(READ_BUF, file.take(remaining));
+        let file = match File::open(path) {
+            Ok(mut file) => {
+                file.seek(io::SeekFrom::Start(offset)).at(path)?;
+                Some(file)
+            }
+            // Only a reader finds no active log, and then an empty one.
+            Err(e) if e.kind() == io::ErrorKind::NotFound && self.len == 0 => None,
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        let reader = BufReader::with_capacity(READ_BUF, LogFile(file).take(remaining));
         Ok(Lines::new(reader, path.clone(), offset, Some(self.len), None).with_seq(seq))
     }
 
@@ -443,7 +544,7 @@ impl History {
         }
         let path = &self.paths.log;
         let mut file = File::open(path).at(path)?;
-        let byte = reader::read_range(&mut file, offset - 1, offset).at(path)?;
+        let byte = lines::read_range(&mut file, offset - 1, offset).at(path)?;
         Ok(byte == b"\n")
     }
 
@@ -510,7 +611,7 @@ impl History {
         let path = &self.paths.log;
         let mut file = File::open(path).at(path)?;
         let start = line_start_before(&mut file, offset - 1).at(path)?;
-        reader::read_range(&mut file, start, offset - 1)
+        lines::read_range(&mut file, start, offset - 1)
             .at(path)
             .map(Some)
     }
@@ -533,6 +634,7 @@ impl History {
     pub(crate) fn appended(&mut self, bytes: u64, events: u64) {
         self.len += bytes;
         self.next_seq += events;
+        self.publish();
     }
 
     /// Counts the active log moved into the archive, which is now
@@ -541,6 +643,7 @@ impl History {
         self.len = 0;
         self.archive_len = archive_len;
         self.index = index;
+        self.publish();
     }
 
     /// Whether an earlier write failed, so that nothing may be written.

@@ -274,7 +274,7 @@ impl Index {
     }
 
     /// Adds frames to the index in memory only.
-    fn extend_unwritten(&mut self, frames: &[FrameEntry]) {
+    pub(crate) fn extend_unwritten(&mut self, frames: &[FrameEntry]) {
         let len = self.len();
         for f in frames {
             self.frames.push(*f);

@@ -50,7 +50,9 @@ mod event;
 mod frames;
 mod history;
 mod index;
+mod lines;
 mod log;
+mod publish;
 mod reader;
 mod rotation;
 mod snapshot;
@@ -59,9 +61,10 @@ mod view;
 
 pub use crate::error::{Error, Result};
 pub use crate::event::Event;
-pub use crate::history::Source;
+pub use crate::history::{HistoryRef, Source};
+pub use crate::lines::{ReadFrom, ReadFull, ReadSeq};
 pub use crate::log::{EventLog, EventLogBuilder};
-pub use crate::reader::{ReadFrom, ReadFull, ReadSeq};
+pub use crate::reader::{EventReader, Follow};
 pub use crate::snapshot::Snapshot;
 pub use crate::view::{ReduceFn, ReduceSeqFn, View};
 

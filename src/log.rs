@@ -7,7 +7,7 @@ use std::fs::{File, TryLockError};
 use std::io::{self, Write};
 use std::mem;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -17,16 +17,15 @@ use serde::de::DeserializeOwned;
 use crate::durable;
 use crate::error::{Error, IoContext, Result};
 use crate::event::Event;
-use crate::history::{History, Paths, Source, VIEWS_DIR};
+use crate::history::{self, History, HistoryRef, Paths, Source, VIEWS_DIR};
 use crate::index::INDEX_FILE;
-use crate::reader::{ReadFrom, ReadFull, ReadSeq};
+use crate::lines::{ReadFrom, ReadFull, ReadSeq};
+use crate::publish::{Notifier, Outlet};
+use crate::reader::EventReader;
 use crate::rotation;
 use crate::snapshot::SNAPSHOT_SUFFIX;
 use crate::tail;
 use crate::view::{AnyView, ReduceFn, ReduceSeqFn, View};
-
-/// Source of the identities that tell one open log from another.
-static NEXT_LOG_ID: AtomicU64 = AtomicU64::new(1);
 
 /// An append-only event log in a directory, with its registered views.
 ///
@@ -76,6 +75,8 @@ pub struct EventLog {
     views: Vec<Box<dyn AnyView>>,
     /// Holds the directory's lock for as long as the log is open.
     _lock: File,
+    /// Wakes the threads of this process that wait for new events.
+    notifier: Arc<Notifier>,
     /// Reused serialization buffer for appends.
     line: Vec<u8>,
     /// Bytes at the start of the active log known to hold valid events
@@ -334,8 +335,10 @@ impl EventLogBuilder {
         let file = durable::open_append(&paths.log)?;
         rotation::recover(&paths)?;
         let len = tail::repair(&file, &paths.log, &paths.torn)?;
-        let id = NEXT_LOG_ID.fetch_add(1, Ordering::Relaxed);
-        let history = History::open(paths, len, id)?;
+        let id = history::new_id();
+        let mut history = History::open(paths, len, id)?;
+        let notifier = Notifier::new(history.next_seq);
+        history.attach(Outlet::open(&history.paths.dir, Arc::clone(&notifier)));
 
         let mut log = EventLog {
             history,
@@ -343,6 +346,7 @@ impl EventLogBuilder {
             max_log_size: self.max_log_size,
             views: self.views,
             _lock: lock,
+            notifier,
             line: Vec::new(),
             checked_len: 0,
         };
@@ -1159,7 +1163,7 @@ impl EventLog {
         // Views hold positions in the files as they were: a new identity
         // makes each reload its (checked) snapshot on its next refresh,
         // showing its present state until then.
-        let id = NEXT_LOG_ID.fetch_add(1, Ordering::Relaxed);
+        let id = history::new_id();
         let history = History::open(paths, len, id)?;
         if history.next_seq < self.history.next_seq {
             return Err(Error::corrupt(
@@ -1172,7 +1176,11 @@ impl EventLog {
                 ),
             ));
         }
+        let outlet = self.history.detach();
         self.history = history;
+        if let Some(outlet) = outlet {
+            self.history.attach(outlet);
+        }
         self.file = file;
         self.checked_len = 0;
         Ok(())
@@ -1288,9 +1296,36 @@ impl EventLog {
     }
 }
 
+impl EventLog {
+    /// A read-only reader of this log's directory that the log wakes when
+    /// it acknowledges an append: [`EventReader::wait_for`] and
+    /// [`EventReader::follow`] then need no polling. It can move to
+    /// another thread, and outlive the log (it then waits as a reader in
+    /// another process does).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use eventfold::{Event, EventLog};
+    /// use serde_json::json;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let mut log = EventLog::open(dir.path())?;
+    /// let reader = log.reader();
+    /// let waiter = std::thread::spawn(move || reader.wait_for(0, Duration::from_secs(10)));
+    /// log.append(&Event::new("hello", json!(1)))?;
+    /// assert_eq!(waiter.join().unwrap()?, 1);
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    pub fn reader(&self) -> EventReader {
+        EventReader::with_notifier(self.dir(), Some(Arc::clone(&self.notifier)))
+    }
+}
+
 impl Source for EventLog {
-    fn history(&self) -> &History {
-        &self.history
+    fn history(&self) -> Result<HistoryRef<'_>> {
+        Ok(HistoryRef::Borrowed(&self.history))
     }
 }
 
@@ -1307,6 +1342,7 @@ impl Drop for EventLog {
                 self.dir().display()
             );
         }
+        self.notifier.close();
     }
 }
 

@@ -1,689 +1,846 @@
-//! Reading events back: line splitting, parsing, hashing, and the public
-//! iterators over the active log and the full history.
+//! Reading a data directory beside its writer, in any process: the
+//! read-only [`EventReader`], and following the log as it grows
+//! ([`Follow`]).
+//!
+//! A reader takes no lock and opens every file read-only. Each look at the
+//! files (an *observation*) gives a consistent history: the archive's
+//! frames as the index records them, then the active log up to the end
+//! the writer last published (see [`publish`](crate::publish)), so that a
+//! reader never sees a byte the writer has not synced. The writer changes
+//! the files while a reader looks, in a known order (see
+//! [`rotation`](crate::rotation)); an observation that catches them
+//! between two steps is recognized and made again:
+//!
+//! - a rotation's record present: the history is what recovery would make
+//!   of the files (rolled back while `app.jsonl` still holds the rotated
+//!   bytes, rolled forward once it is empty), and nothing is written;
+//! - the active log's first event is not the one after the archive's last
+//!   (the index was read before a rotation, `app.jsonl` after it, or the
+//!   other way round), or the published record describes another active
+//!   log than the one read: observed again;
+//! - an observation that would show fewer events than an earlier one of
+//!   the same reader: observed again (and an error if the history really
+//!   shrank: restored from an older backup, say).
+//!
+//! Reading events goes on across rotations: when the active log is emptied
+//! under an iterator, it observes the files again and resumes at the next
+//! sequence number, now in the archive.
 
-use std::borrow::Cow;
 use std::fmt;
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Take};
-use std::path::PathBuf;
+use std::fs::{self, File};
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
 
-use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use crate::error::{Error, IoContext, Result};
+use crate::event::Event;
+use crate::history::{self, History, HistoryRef, Paths, Source};
+use crate::index::{self, Index};
+use crate::lines::{ActiveLines, ArchiveLines, ReadSeq, Reopen};
+use crate::publish::{self, COMMITTED_FILE, Notifier, Reading};
+use crate::rotation;
+use crate::tail;
 
-use crate::error::{Error, Result, shorten};
-use crate::event::{Event, MAX_LINE, StoredLine, hash_hex, line_hash};
-use crate::frames;
+/// How many times an observation is made again when the files changed
+/// while it looked, before the last error is returned.
+const ATTEMPTS: u32 = 40;
+/// The longest pause between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_millis(20);
+/// How often a reader without file-system notification looks at the
+/// files while it waits.
+const POLL: Duration = Duration::from_millis(10);
+/// How often a reader with notification looks anyway, in case a
+/// notification was lost.
+const RECHECK: Duration = Duration::from_millis(250);
 
-/// Capacity of the read buffers: large enough that a refresh over a big
-/// log makes few system calls.
-pub(crate) const READ_BUF: usize = 64 * 1024;
-
-/// One parsed line.
-pub(crate) struct LineEvent {
-    pub(crate) event: Event,
-    /// Its sequence number, when known: from its `seq` field, or counted
-    /// from a position whose number was known.
-    pub(crate) seq: Option<u64>,
-    /// Offset just after the line's newline.
-    pub(crate) end: u64,
-    /// [`line_hash`] of the line.
-    pub(crate) hash: u64,
-}
-
-/// Splits a stream of JSON Lines into events, keeping track of byte
-/// positions so that errors can say where they are.
-pub(crate) struct Lines<R> {
-    reader: R,
-    path: PathBuf,
-    /// Position of the next line, in the stream's own bytes.
-    pos: u64,
-    /// For the active log: where the acknowledged bytes end. Reaching the
-    /// end of the file before it means the file shrank under us.
-    end: Option<u64>,
-    /// For the archive: its length in the file. Positions then count
-    /// bytes of the decompressed archive, and errors name the frame.
-    archive_len: Option<u64>,
-    /// The sequence number of the next line, when known. A line's own
-    /// `seq` field must agree with it; a line without one (written before
-    /// sequence numbers existed) gets it.
-    seq: Option<u64>,
-    buf: Vec<u8>,
-}
-
-impl<R: BufRead> Lines<R> {
-    pub(crate) fn new(
-        reader: R,
-        path: PathBuf,
-        pos: u64,
-        end: Option<u64>,
-        archive_len: Option<u64>,
-    ) -> Self {
-        Lines {
-            reader,
-            path,
-            pos,
-            end,
-            archive_len,
-            seq: None,
-            buf: Vec::new(),
-        }
-    }
-
-    /// Sets the sequence number of the next line.
-    pub(crate) fn with_seq(mut self, seq: Option<u64>) -> Self {
-        self.seq = seq;
-        self
-    }
-
-    /// The sequence number of the next line, when known.
-    pub(crate) fn next_seq(&self) -> Option<u64> {
-        self.seq
-    }
-
-    /// Where the next line starts, in the stream's own bytes.
-    pub(crate) fn pos(&self) -> u64 {
-        self.pos
-    }
-
-    /// The next event, or `None` at the end of the stream.
-    pub(crate) fn next_event(&mut self) -> Result<Option<LineEvent>> {
-        let Some(start) = self.next_line()? else {
-            return Ok(None);
-        };
-        let line = &self.buf[..self.buf.len() - 1];
-        match serde_json::from_slice::<StoredLine>(line) {
-            Ok(stored) => {
-                let hash = line_hash(line);
-                let seq = self.take_seq(start, stored.seq)?;
-                Ok(Some(LineEvent {
-                    event: stored.into_event(),
-                    seq,
-                    end: self.pos,
-                    hash,
-                }))
-            }
-            Err(e) => {
-                Err(self.corrupt(start, format!("line is not a valid event: {}", shorten(e))))
-            }
-        }
-    }
-
-    /// At the end of the archive: fails unless the lines read end just
-    /// before event `next` (the first of the active log), as the index
-    /// says they do.
-    pub(crate) fn check_end(&self, next: Option<u64>) -> Result<()> {
-        match (self.seq, next) {
-            (Some(ended), Some(next)) if ended != next => Err(self.corrupt(
-                self.pos.saturating_sub(1),
-                format!(
-                    "the archive holds {ended} events, but its index says it holds {next}: \
-                     one of them was changed (restore it from a backup)"
-                ),
-            )),
-            _ => Ok(()),
-        }
-    }
-
-    /// Moves past the next `n` lines without parsing them (their sequence
-    /// numbers are counted, not checked).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Corrupt`] if the stream ends first, as for
-    /// [`next_event`](Self::next_event) otherwise.
-    pub(crate) fn skip_lines(&mut self, n: u64) -> Result<()> {
-        for i in 0..n {
-            if self.next_line()?.is_none() {
-                let detail = format!(
-                    "the history ends {} events before the position asked for, which the \
-                     index or the log's length says it holds",
-                    n - i
-                );
-                return Err(self.corrupt(self.pos, detail));
-            }
-            self.seq = self.seq.map(|s| s.saturating_add(1));
-        }
-        Ok(())
-    }
-
-    /// The sequence number of the line at `start`, whose `seq` field is
-    /// `found`: checked against the count, and the count moved past it.
-    fn take_seq(&mut self, start: u64, found: Option<u64>) -> Result<Option<u64>> {
-        let seq = match (self.seq, found) {
-            (Some(expected), Some(found)) if expected != found => {
-                return Err(self.corrupt(
-                    start,
-                    format!(
-                        "the line says it is event {found} of the history, but it is event \
-                         {expected}: events before it were removed or added, so positions \
-                         would lie (restore the file from a backup)"
-                    ),
-                ));
-            }
-            (expected, found) => found.or(expected),
-        };
-        self.seq = match seq {
-            Some(seq) => match seq.checked_add(1) {
-                Some(next) => Some(next),
-                None => {
-                    return Err(self.corrupt(
-                        start,
-                        format!("the line says it is event {seq}, past the last possible one"),
-                    ));
-                }
-            },
-            None => None,
-        };
-        Ok(seq)
-    }
-
-    /// Reads the next line, newline included, into `buf` and moves `pos`
-    /// past it; returns where it started, or `None` at the end. Fails on
-    /// an unterminated, overlong or empty line.
-    fn next_line(&mut self) -> Result<Option<u64>> {
-        if self.end.is_some_and(|end| self.pos >= end) {
-            return Ok(None);
-        }
-        self.buf.clear();
-        let n = match (&mut self.reader)
-            .take(MAX_LINE + 1)
-            .read_until(b'\n', &mut self.buf)
-        {
-            Ok(n) => n,
-            Err(e) => return Err(self.read_error(e)),
-        };
-        let start = self.pos;
-        if n == 0 {
-            return match self.end {
-                Some(end) => Err(self.corrupt(
-                    start,
-                    format!("the file ends before the {end} bytes acknowledged to writers"),
-                )),
-                None => Ok(None),
-            };
-        }
-        if self.buf.last() != Some(&b'\n') {
-            let detail = if n as u64 > MAX_LINE {
-                format!("a line is longer than the limit of {MAX_LINE} bytes")
-            } else {
-                "the last line has no newline".to_owned()
-            };
-            return Err(self.corrupt(start, detail));
-        }
-        if self.buf[..n - 1].iter().all(u8::is_ascii_whitespace) {
-            return Err(self.corrupt(start, "empty line".to_owned()));
-        }
-        self.pos += n as u64;
-        Ok(Some(start))
-    }
-
-    /// Checks the next line without building the event: it must be
-    /// exactly what [`next_event`](Self::next_event) accepts (a JSON
-    /// object with a string `type`, `data` that parses as a
-    /// `serde_json::Value`, and an integer `ts`), but nothing is built.
-    /// Returns the offset after the line, or `None` at the end of the
-    /// stream.
-    pub(crate) fn next_valid(&mut self) -> Result<Option<u64>> {
-        /// The shape of a stored line, checked rather than built.
-        #[derive(Deserialize)]
-        struct Shape<'a> {
-            #[serde(rename = "type", borrow)]
-            _event_type: Cow<'a, str>,
-            #[serde(rename = "data")]
-            _data: ValidData,
-            #[serde(rename = "ts")]
-            _ts: u64,
-            #[serde(rename = "id", default, borrow)]
-            _id: Option<Cow<'a, str>>,
-            #[serde(rename = "meta", default)]
-            _meta: Option<ValidObject>,
-            #[serde(default)]
-            seq: Option<u64>,
-        }
-        let Some(start) = self.next_line()? else {
-            return Ok(None);
-        };
-        let line = &self.buf[..self.buf.len() - 1];
-        let seq = match serde_json::from_slice::<Shape<'_>>(line) {
-            Ok(shape) => shape.seq,
-            Err(e) => {
-                return Err(
-                    self.corrupt(start, format!("line is not a valid event: {}", shorten(e)))
-                );
-            }
-        };
-        self.take_seq(start, seq)?;
-        Ok(Some(self.pos))
-    }
-
-    /// A `Corrupt` error at `offset` of the stream. In the archive it names
-    /// the frame that holds that byte of the decompressed archive, at the
-    /// frame's offset in the file.
-    fn corrupt(&self, offset: u64, detail: String) -> Error {
-        let Some(len) = self.archive_len else {
-            return Error::corrupt(&self.path, offset, detail);
-        };
-        match frames::frame_at(&self.path, len, offset) {
-            Some(frame) => Error::corrupt(
-                &self.path,
-                frame.start,
-                format!(
-                    "{detail}, in frame {} of the archive, which starts at this byte of the \
-                     file (byte {} of the decompressed archive, {} into that frame's content; \
-                     `zstd -d` decodes the frames before it)",
-                    frame.number,
-                    offset,
-                    offset - frame.content_start
-                ),
-            ),
-            None => Error::corrupt(
-                &self.path,
-                offset,
-                format!("{detail} (offset in the decompressed archive)"),
-            ),
-        }
-    }
-
-    /// Decoding errors from zstd arrive as I/O errors of these kinds.
-    fn read_error(&self, e: io::Error) -> Error {
-        match e.kind() {
-            io::ErrorKind::Other | io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof
-                if self.end.is_none() =>
-            {
-                self.corrupt(self.pos, format!("the archive cannot be decompressed: {e}"))
-            }
-            _ => Error::io(&self.path, e),
-        }
-    }
-}
-
-/// JSON checked exactly as `serde_json::Value` parses it, without building
-/// it: the same visits (so the same UTF-8, escape, number-range and
-/// nesting-depth checks inside serde_json), nothing allocated but for the
-/// one case that serde_json itself reads differently (an object whose first
-/// key is its reserved raw-value key, whose value is parsed as JSON text).
-struct ValidData;
-
-impl<'de> Deserialize<'de> for ValidData {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-        deserializer.deserialize_any(ValidData)
-    }
-}
-
-impl<'de> Visitor<'de> for ValidData {
-    type Value = ValidData;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_bool<E>(self, _: bool) -> std::result::Result<ValidData, E> {
-        Ok(ValidData)
-    }
-
-    fn visit_i64<E>(self, _: i64) -> std::result::Result<ValidData, E> {
-        Ok(ValidData)
-    }
-
-    fn visit_u64<E>(self, _: u64) -> std::result::Result<ValidData, E> {
-        Ok(ValidData)
-    }
-
-    fn visit_f64<E>(self, _: f64) -> std::result::Result<ValidData, E> {
-        Ok(ValidData)
-    }
-
-    fn visit_str<E>(self, _: &str) -> std::result::Result<ValidData, E> {
-        Ok(ValidData)
-    }
-
-    fn visit_unit<E>(self) -> std::result::Result<ValidData, E> {
-        Ok(ValidData)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<ValidData, A::Error> {
-        while seq.next_element::<ValidData>()?.is_some() {}
-        Ok(ValidData)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<ValidData, A::Error> {
-        match map.next_key::<Key>()? {
-            None => return Ok(ValidData),
-            Some(Key::Reserved) => {
-                // serde_json reads this value as the JSON text it holds.
-                let text = map.next_value::<Cow<'_, str>>()?;
-                return serde_json::from_str::<ValidData>(&text).map_err(de::Error::custom);
-            }
-            Some(Key::Plain) => {
-                map.next_value::<ValidData>()?;
-            }
-        }
-        while map.next_key::<Key>()?.is_some() {
-            map.next_value::<ValidData>()?;
-        }
-        Ok(ValidData)
-    }
-}
-
-/// A JSON object checked as `serde_json::Map` parses it, without building
-/// it.
-struct ValidObject;
-
-impl<'de> Deserialize<'de> for ValidObject {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-        deserializer.deserialize_map(ValidData).map(|_| ValidObject)
-    }
-}
-
-/// An object key, checked as a string; whether it is serde_json's reserved
-/// raw-value key.
-enum Key {
-    Plain,
-    Reserved,
-}
-
-impl<'de> Deserialize<'de> for Key {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl Visitor<'_> for KeyVisitor {
-            type Value = Key;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string key")
-            }
-            fn visit_str<E>(self, key: &str) -> std::result::Result<Key, E> {
-                Ok(if key == crate::event::RESERVED_KEY {
-                    Key::Reserved
-                } else {
-                    Key::Plain
-                })
-            }
-        }
-        deserializer.deserialize_str(KeyVisitor)
-    }
-}
-
-/// Lines of the active log.
-pub(crate) type ActiveLines = Lines<BufReader<Take<File>>>;
-/// Lines of the decompressed archive.
-pub(crate) type ArchiveLines = Lines<BufReader<zstd::Decoder<'static, BufReader<Take<File>>>>>;
-
-/// The iterator returned by [`EventLog::read_from`](crate::EventLog::read_from).
+/// A read-only view of a data directory, usable beside a live writer in
+/// another process (or this one), and by any number of readers at once.
 ///
-/// Yields `(event, next_offset, line_hash)`: the event, the byte offset just
-/// after its line (where the next event starts, and the offset a snapshot
-/// records), and the hash of its line as stored in snapshots. It stops after
-/// the first error.
+/// A reader takes no lock and writes nothing, not even a view's snapshot:
+/// a directory with no writer, a read-only directory or one owned by
+/// another user all work. It is cheap to clone, and `Send` and `Sync`:
+/// clones share what they know of the files.
+///
+/// Every call looks at the files afresh. Reading by sequence number, a
+/// reader sees a prefix of the history that only grows: every event the
+/// writer acknowledged before the call (none it has not), each once, in
+/// order, whatever the writer does meanwhile (appending, rotating,
+/// crashing and recovering). Views can be folded from a reader, in
+/// memory: [`View::refresh`](crate::View::refresh) takes a reader as it
+/// takes a log, and loads the writer's snapshot when it is usable.
 ///
 /// # Examples
 ///
 /// ```
+/// use eventfold::{Event, EventLog, EventReader};
+/// use serde_json::json;
+///
+/// # let dir = tempfile::tempdir()?;
+/// let mut log = EventLog::open(dir.path())?;
+/// let reader = EventReader::open(dir.path())?; // in any process
+/// log.append(&Event::new("hello", json!(1)))?;
+/// assert_eq!(reader.next_seq()?, 1);
+/// let (seq, event, _hash) = reader.read_from_seq(0)?.next().unwrap()?;
+/// assert_eq!((seq, event.event_type.as_str()), (0, "hello"));
+/// # Ok::<(), eventfold::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct EventReader {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    paths: Paths,
+    /// Tells this reader's observations from any log's, for views.
+    id: u64,
+    /// The most events an observation showed: a later one never shows
+    /// fewer.
+    seen: AtomicU64,
+    /// The writer's, when it is in this process: waiting needs no polling.
+    notifier: Option<Arc<Notifier>>,
+    /// The index as last read, and the length of its file then.
+    index: Mutex<Option<(u64, Index)>>,
+    /// File-system notification of changes in the directory, started by
+    /// the first wait; `None` inside once it could not be.
+    watch: Mutex<Option<Option<Arc<Watch>>>>,
+}
+
+impl fmt::Debug for EventReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventReader")
+            .field("dir", &self.inner.paths.dir)
+            .field("seen", &self.inner.seen.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl EventReader {
+    /// Opens a reader on the data directory `dir`. Nothing is written or
+    /// created, and no lock is taken: the directory need not have a
+    /// writer, nor even an `app.jsonl` yet (the history is then empty).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::EventReader;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let reader = EventReader::open(dir.path())?;
+    /// assert_eq!(reader.next_seq()?, 0);
+    /// assert_eq!(std::fs::read_dir(dir.path())?.count(), 0); // nothing created
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if `dir` is not a directory that can be read.
+    pub fn open(dir: impl AsRef<Path>) -> Result<EventReader> {
+        let dir = dir.as_ref();
+        let metadata = fs::metadata(dir).at(dir)?;
+        if !metadata.is_dir() {
+            return Err(Error::io(
+                dir,
+                io::Error::new(io::ErrorKind::NotADirectory, "not a directory"),
+            ));
+        }
+        fs::read_dir(dir).at(dir)?;
+        Ok(EventReader::with_notifier(dir, None))
+    }
+
+    /// A reader of `dir`, woken by `notifier` when the writer is in this
+    /// process.
+    pub(crate) fn with_notifier(dir: &Path, notifier: Option<Arc<Notifier>>) -> EventReader {
+        EventReader {
+            inner: Arc::new(Inner {
+                paths: Paths::new(dir.to_path_buf()),
+                id: history::new_id(),
+                seen: AtomicU64::new(0),
+                notifier,
+                index: Mutex::new(None),
+                watch: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// The data directory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::EventReader;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let reader = EventReader::open(dir.path())?;
+    /// assert_eq!(reader.dir(), dir.path());
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    pub fn dir(&self) -> &Path {
+        &self.inner.paths.dir
+    }
+
+    /// The sequence number the next event will get: how many events the
+    /// writer has acknowledged, now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::{Event, EventLog, EventReader};
+    /// use serde_json::json;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let mut log = EventLog::open(dir.path())?;
+    /// let reader = EventReader::open(dir.path())?;
+    /// log.append_batch(&[Event::new("a", json!(1)), Event::new("b", json!(2))])?;
+    /// assert_eq!(reader.next_seq()?, 2);
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Corrupt`] if the files are damaged (naming the file and
+    /// the byte offset), or do not hold events this reader already saw;
+    /// [`Error::Io`] if one cannot be read.
+    pub fn next_seq(&self) -> Result<u64> {
+        Ok(self.observe()?.next_seq)
+    }
+
+    /// Reads the history from event `seq` on, up to the last event
+    /// acknowledged now: yields `(seq, event, line_hash)` as
+    /// [`EventLog::read_from_seq`](crate::EventLog::read_from_seq) does.
+    /// A rotation while it reads does not disturb it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::{Event, EventLog, EventReader};
+    /// use serde_json::json;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let mut log = EventLog::open(dir.path())?;
+    /// let reader = EventReader::open(dir.path())?;
+    /// log.append_batch(&[Event::new("a", json!(1)), Event::new("b", json!(2))])?;
+    /// log.rotate()?;
+    /// log.append(&Event::new("c", json!(3)))?;
+    /// let types: Vec<String> = reader
+    ///     .read_from_seq(1)?
+    ///     .map(|item| item.map(|(_, event, _)| event.event_type))
+    ///     .collect::<Result<_, _>>()?;
+    /// assert_eq!(types, ["b", "c"]);
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSeq`] if `seq` is past the next sequence number;
+    /// otherwise as for [`next_seq`](Self::next_seq). Each item is an
+    /// [`Error::Corrupt`] for a damaged line; the iterator ends after an
+    /// error.
+    pub fn read_from_seq(&self, seq: u64) -> Result<ReadSeq> {
+        let (archive_len, (archive, active)) = self.lines_from_seq(seq, None)?;
+        let reopen = Reopening {
+            reader: self.clone(),
+            archive_len,
+        };
+        Ok(ReadSeq::new(seq, archive, active).reopening(Box::new(reopen)))
+    }
+
+    /// The lines from event `seq` on in a new observation, and the
+    /// archive's length in it. Finding where `seq` is reads the files: if
+    /// that fails because a rotation moved them meanwhile (the archive
+    /// grew), the lines are looked for again. With `after`, an archive of
+    /// that length means the files did not change since an error, which
+    /// then stands (`None`).
+    fn lines_from_seq(
+        &self,
+        seq: u64,
+        mut after: Option<(u64, Error)>,
+    ) -> Result<(u64, (Option<ArchiveLines>, ActiveLines))> {
+        for _ in 0..ATTEMPTS {
+            let history = self.observe()?;
+            if let Some((archive_len, e)) = after.take()
+                && history.archive_len == archive_len
+            {
+                return Err(e);
+            }
+            match history.lines_from_seq(seq) {
+                Ok(lines) => return Ok((history.archive_len, lines)),
+                Err(e @ Error::InvalidSeq { .. }) => return Err(e),
+                Err(e) => after = Some((history.archive_len, e)),
+            }
+        }
+        // The writer rotated again every time: give the last error.
+        Err(after.map_or_else(
+            || moving(&self.inner.paths.log, "the files kept changing".to_owned()),
+            |(_, e)| e,
+        ))
+    }
+
+    /// Folds the whole history, up to and including event `seq`, into a
+    /// state, as [`EventLog::state_at`](crate::EventLog::state_at) does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::{Event, EventLog, EventReader};
+    /// use serde_json::json;
+    ///
+    /// fn count(n: u64, _: &Event) -> u64 { n + 1 }
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let mut log = EventLog::open(dir.path())?;
+    /// log.append_batch(&[Event::new("a", json!(1)), Event::new("b", json!(2))])?;
+    /// let reader = EventReader::open(dir.path())?;
+    /// assert_eq!(reader.state_at(count, 0)?, 1);
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSeq`] if there is no event `seq` yet; otherwise as
+    /// for [`read_from_seq`](Self::read_from_seq).
+    pub fn state_at<S: Default>(&self, reducer: crate::ReduceFn<S>, seq: u64) -> Result<S> {
+        let next_seq = self.next_seq()?;
+        if seq >= next_seq {
+            return Err(Error::InvalidSeq { seq, next_seq });
+        }
+        let mut state = S::default();
+        for item in self.read_from_seq(0)? {
+            let (at, event, _) = item?;
+            state = reducer(state, &event);
+            if at == seq {
+                break;
+            }
+        }
+        Ok(state)
+    }
+
+    /// Blocks until event `seq` exists (the next sequence number is past
+    /// it) or `timeout` passes; returns the next sequence number then, so
+    /// that a result `<= seq` means the time ran out. `Duration::MAX`
+    /// waits for as long as it takes.
+    ///
+    /// Beside a writer in this process (a reader from
+    /// [`EventLog::reader`](crate::EventLog::reader)), the writer wakes the
+    /// waiter when it acknowledges an append. Beside a writer in another
+    /// process, the reader is woken by file-system notification (inotify
+    /// on Linux, through the `notify` crate), and looks at the files every
+    /// 10 ms where there is none.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use eventfold::{Event, EventLog, EventReader};
+    /// use serde_json::json;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let mut log = EventLog::open(dir.path())?;
+    /// let reader = EventReader::open(dir.path())?;
+    /// let waiter = std::thread::spawn(move || reader.wait_for(0, Duration::from_secs(10)));
+    /// log.append(&Event::new("hello", json!(1)))?;
+    /// assert_eq!(waiter.join().unwrap()?, 1);
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`next_seq`](Self::next_seq).
+    pub fn wait_for(&self, seq: u64, timeout: Duration) -> Result<u64> {
+        let deadline = Instant::now().checked_add(timeout);
+        if let Some(notifier) = &self.inner.notifier
+            && let Some(next) = notifier.wait_past(seq, deadline)
+        {
+            return Ok(next);
+        }
+        let watch = self.watch();
+        loop {
+            let seen = watch.as_ref().map(|w| w.changes());
+            let next = self.next_seq()?;
+            let now = Instant::now();
+            if next > seq || deadline.is_some_and(|d| now >= d) {
+                return Ok(next);
+            }
+            let slice = if watch.is_some() { RECHECK } else { POLL };
+            let until = deadline.map_or(now + slice, |d| d.min(now + slice));
+            match (&watch, seen) {
+                (Some(watch), Some(seen)) => watch.wait_change(seen, until),
+                _ => thread::sleep(until - now),
+            }
+        }
+    }
+
+    /// Follows the log from event `seq` on: an iterator that yields every
+    /// event, `(seq, event)`, in order, and at the end of the history
+    /// waits for the next one, for as long as the caller goes on (across
+    /// rotations, and restarts of the writer).
+    ///
+    /// The iterator's [`next_seq`](Follow::next_seq) is its cursor. A
+    /// follower that keeps its state and its cursor together (in one
+    /// file, written atomically, or as the state of a view) processes each
+    /// event exactly once, even across crashes: after a restart it follows
+    /// again from the cursor it saved. Effects outside that state (sending
+    /// mail, writing to another system) happen at least once: a crash
+    /// after the effect and before the cursor is saved repeats the effect
+    /// on restart, so make them idempotent (the event's sequence number,
+    /// or its [`id`](Event::id), is a good key).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use eventfold::{Event, EventLog, EventReader};
+    /// use serde_json::json;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let mut log = EventLog::open(dir.path())?;
+    /// let reader = EventReader::open(dir.path())?;
+    /// let follower = std::thread::spawn(move || {
+    ///     let mut follow = reader.follow(0);
+    ///     let mut seen = Vec::new();
+    ///     while seen.len() < 3 {
+    ///         let (seq, event) = follow.next().expect("follows forever")?;
+    ///         seen.push((seq, event.event_type));
+    ///     }
+    ///     Ok::<_, eventfold::Error>(seen)
+    /// });
+    /// for name in ["a", "b", "c"] {
+    ///     log.append(&Event::new(name, json!(null)))?;
+    /// }
+    /// let seen = follower.join().unwrap()?;
+    /// assert_eq!(seen, [(0, "a".to_owned()), (1, "b".to_owned()), (2, "c".to_owned())]);
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    pub fn follow(&self, seq: u64) -> Follow {
+        Follow {
+            reader: self.clone(),
+            next: seq,
+            batch: None,
+        }
+    }
+
+    /// The file-system watch of the directory, started on first use.
+    fn watch(&self) -> Option<Arc<Watch>> {
+        let mut watch = self
+            .inner
+            .watch
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        watch
+            .get_or_insert_with(|| match Watch::start(&self.inner.paths.dir) {
+                Ok(watch) => Some(Arc::new(watch)),
+                Err(e) => {
+                    ::log::debug!(
+                        "eventfold: no file-system notification for {} ({e}); polling",
+                        self.inner.paths.dir.display()
+                    );
+                    None
+                }
+            })
+            .clone()
+    }
+
+    /// Looks at the files: a consistent history, no shorter than any this
+    /// reader saw before. See the module docs.
+    pub(crate) fn observe(&self) -> Result<Box<History>> {
+        let mut backoff = Duration::from_micros(200);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let outcome = self.try_observe();
+            let retry = match outcome {
+                Ok(Observed::Ready(history)) => {
+                    let seen = self.inner.seen.load(Ordering::Relaxed);
+                    if history.next_seq >= seen {
+                        self.inner
+                            .seen
+                            .fetch_max(history.next_seq, Ordering::Relaxed);
+                        return Ok(history);
+                    }
+                    Error::corrupt(
+                        &history.paths.log,
+                        history.len,
+                        format!(
+                            "the history now ends before event {}, but this reader already \
+                             read up to event {}: events were removed (the files were \
+                             restored from an older copy?)",
+                            history.next_seq,
+                            seen - 1
+                        ),
+                    )
+                }
+                Ok(Observed::Moving(e)) | Err(e) => e,
+            };
+            if attempt >= ATTEMPTS {
+                return Err(retry);
+            }
+            thread::sleep(backoff);
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// One look at the files.
+    fn try_observe(&self) -> Result<Observed> {
+        let paths = &self.inner.paths;
+        let before = publish::read(&paths.dir.join(COMMITTED_FILE))?;
+        let pending = rotation::pending(paths)?;
+        let mut file = match File::open(&paths.log) {
+            Ok(file) => Some(file),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::io(&paths.log, e)),
+        };
+        let file_len = match &file {
+            Some(file) => file.metadata().at(&paths.log)?.len(),
+            None => 0,
+        };
+        let (archive_len, index) = match pending {
+            Some(pending) => self.pending_archive(pending, file_len)?,
+            None => self.archive()?,
+        };
+        let base = index.events();
+        let len = match (pending, before) {
+            // Recovery would roll the rotation back: the active log holds
+            // the rotated bytes, all acknowledged.
+            (Some(p), _) if file_len == p.log_len && p.log_len > 0 => p.log_len,
+            (Some(_), _) if file_len == 0 => 0,
+            (Some(p), _) => {
+                return Ok(Observed::Moving(Error::corrupt(
+                    &paths.log,
+                    file_len,
+                    format!(
+                        "{} records a rotation of {} bytes, but the active log is neither \
+                         that long nor empty",
+                        rotation::INTENT_FILE,
+                        p.log_len
+                    ),
+                )));
+            }
+            (None, Reading::Committed(c)) if c.base == base => c.len.min(file_len),
+            // Published before the last rotation, and not since: nothing
+            // was appended after it yet.
+            (None, Reading::Committed(c)) if c.base < base => 0,
+            (None, Reading::Committed(c)) => {
+                return Ok(Observed::Moving(moving(
+                    &paths.index,
+                    format!(
+                        "the writer's record says the active log starts at event {}, but the \
+                         index ends at event {base}",
+                        c.base
+                    ),
+                )));
+            }
+            (None, Reading::Torn) => {
+                return Ok(Observed::Moving(moving(
+                    &paths.dir.join(COMMITTED_FILE),
+                    "the record was being written".to_owned(),
+                )));
+            }
+            (None, Reading::Absent) => match &mut file {
+                Some(file) => tail::complete_len(file, file_len).at(&paths.log)?,
+                None => 0,
+            },
+        };
+        // The committed end is the end of a line; after a hand edit it
+        // might not be, and then only whole lines count.
+        let len = match &mut file {
+            Some(file) if len > 0 => crate::lines::line_start_before(file, len).at(&paths.log)?,
+            _ => 0,
+        };
+        let history =
+            match History::observed(paths.clone(), len, (archive_len, index), self.inner.id) {
+                Ok(history) => history,
+                Err(e) => return Ok(Observed::Moving(e)),
+            };
+        let after = publish::read(&paths.dir.join(COMMITTED_FILE))?;
+        let unchanged = match (before, after) {
+            (Reading::Committed(a), Reading::Committed(b)) => a.base == b.base,
+            (a, b) => a == b,
+        };
+        if !unchanged || rotation::pending(paths)? != pending {
+            return Ok(Observed::Moving(moving(
+                &paths.log,
+                "a rotation ran while the files were read".to_owned(),
+            )));
+        }
+        Ok(Observed::Ready(Box::new(history)))
+    }
+
+    /// The archive and its frames when no rotation is under way: the index
+    /// (read again only when its file changed), and in memory the frames
+    /// it does not record yet (a directory from before the index).
+    fn archive(&self) -> Result<(u64, Index)> {
+        let paths = &self.inner.paths;
+        let index_len = durable_len(&paths.index)?;
+        let mut cached = self
+            .inner
+            .index
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut index = match &*cached {
+            Some((len, index)) if *len == index_len => index.clone(),
+            _ => {
+                let (index, _) = Index::load(&paths.index, None)?;
+                *cached = Some((index_len, index.clone()));
+                index
+            }
+        };
+        drop(cached);
+        let archive_len = durable_len(&paths.archive)?;
+        index::check_archive(&paths.archive, archive_len, &index)?;
+        if archive_len > index.archive_end() {
+            let new = index::catch_up(&paths.archive, archive_len, &index)?;
+            index.extend_unwritten(&new);
+        }
+        Ok((archive_len, index))
+    }
+
+    /// The archive and its frames while a rotation's record is there: as
+    /// recovery would leave them, without the rotation's frames while the
+    /// active log still holds the rotated bytes, with them once it is
+    /// empty.
+    fn pending_archive(&self, pending: rotation::Pending, log_len: u64) -> Result<(u64, Index)> {
+        let paths = &self.inner.paths;
+        let (mut index, _) = Index::load(&paths.index, Some(pending.archive_len))?;
+        index::check_archive(&paths.archive, pending.archive_len, &index)?;
+        if index.archive_end() < pending.archive_len {
+            let new = index::catch_up(&paths.archive, pending.archive_len, &index)?;
+            index.extend_unwritten(&new);
+        }
+        if log_len > 0 {
+            return Ok((pending.archive_len, index));
+        }
+        let frames = rotation::rotated_frames(paths, pending)?;
+        let entries = index.next_frames(pending.archive_len, &frames);
+        index.extend_unwritten(&entries);
+        Ok((index.archive_end(), index))
+    }
+}
+
+/// The error an observation gives if the files keep changing under it.
+fn moving(path: &Path, detail: String) -> Error {
+    Error::corrupt(
+        path,
+        0,
+        format!(
+            "{detail}, and the files did not settle into a consistent state while they were \
+             read again"
+        ),
+    )
+}
+
+/// Length of the file at `path`, 0 if there is none.
+fn durable_len(path: &Path) -> Result<u64> {
+    crate::durable::file_len(path)
+}
+
+/// What one look at the files found.
+enum Observed {
+    /// A consistent history.
+    Ready(Box<History>),
+    /// The files changed while they were read: look again.
+    Moving(Error),
+}
+
+impl Source for EventReader {
+    fn history(&self) -> Result<HistoryRef<'_>> {
+        self.observe().map(HistoryRef::Owned)
+    }
+}
+
+/// How a reader's [`ReadSeq`] resumes after a rotation moved the events
+/// it was reading into the archive.
+struct Reopening {
+    reader: EventReader,
+    /// The archive's length in the observation being read.
+    archive_len: u64,
+}
+
+impl Reopen for Reopening {
+    fn reopen(&mut self, seq: u64, error: Error) -> Result<(Option<ArchiveLines>, ActiveLines)> {
+        let (archive_len, lines) = self
+            .reader
+            .lines_from_seq(seq, Some((self.archive_len, error)))?;
+        self.archive_len = archive_len;
+        Ok(lines)
+    }
+}
+
+/// The iterator returned by [`EventReader::follow`]: every event from a
+/// sequence number on, waiting at the end of the history for the next.
+///
+/// [`Iterator::next`] blocks until there is an event (it returns `None`
+/// never); [`next_timeout`](Follow::next_timeout) gives up after a while.
+/// After an error the iterator can be used again: it starts over from
+/// its cursor.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
 /// use eventfold::{Event, EventLog};
 /// use serde_json::json;
 ///
 /// # let dir = tempfile::tempdir()?;
 /// let mut log = EventLog::open(dir.path())?;
 /// log.append(&Event::new("a", json!(1)))?;
-/// let second = log.append(&Event::new("b", json!(2)))?;
-/// let types: Vec<String> = log
-///     .read_from(second)?
-///     .map(|item| item.map(|(event, _, _)| event.event_type))
-///     .collect::<Result<_, _>>()?;
-/// assert_eq!(types, ["b"]);
+/// let mut follow = log.reader().follow(0);
+/// let (seq, event) = follow.next_timeout(Duration::from_secs(1)).expect("there is one")?;
+/// assert_eq!((seq, event.event_type.as_str()), (0, "a"));
+/// assert!(follow.next_timeout(Duration::from_millis(10)).is_none()); // nothing more yet
+/// assert_eq!(follow.next_seq(), 1);
 /// # Ok::<(), eventfold::Error>(())
 /// ```
-pub struct ReadFrom {
-    lines: ActiveLines,
-    done: bool,
-}
-
-impl ReadFrom {
-    pub(crate) fn new(lines: ActiveLines) -> Self {
-        ReadFrom { lines, done: false }
-    }
-}
-
-impl fmt::Debug for ReadFrom {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ReadFrom")
-            .field("path", &self.lines.path)
-            .field("offset", &self.lines.pos)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Iterator for ReadFrom {
-    type Item = Result<(Event, u64, String)>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        match self.lines.next_event() {
-            Ok(Some(line)) => Some(Ok((line.event, line.end, hash_hex(line.hash)))),
-            Ok(None) => {
-                self.done = true;
-                None
-            }
-            Err(e) => {
-                self.done = true;
-                Some(Err(e))
-            }
-        }
-    }
-}
-
-/// The iterator returned by [`EventLog::read_full`](crate::EventLog::read_full).
-///
-/// Yields `(event, line_hash)` for every event in the archive, oldest first,
-/// then every event of the active log. It stops after the first error.
-///
-/// # Examples
-///
-/// ```
-/// use eventfold::{Event, EventLog};
-/// use serde_json::json;
-///
-/// # let dir = tempfile::tempdir()?;
-/// let mut log = EventLog::open(dir.path())?;
-/// log.append(&Event::new("old", json!(null)))?;
-/// log.rotate()?;
-/// log.append(&Event::new("new", json!(null)))?;
-/// let types: Vec<String> = log
-///     .read_full()?
-///     .map(|item| item.map(|(event, _)| event.event_type))
-///     .collect::<Result<_, _>>()?;
-/// assert_eq!(types, ["old", "new"]);
-/// # Ok::<(), eventfold::Error>(())
-/// ```
-pub struct ReadFull {
-    history: HistoryLines,
-}
-
-impl ReadFull {
-    pub(crate) fn new(archive: Option<ArchiveLines>, active: ActiveLines) -> Self {
-        ReadFull {
-            history: HistoryLines::new(archive, active),
-        }
-    }
-}
-
-impl fmt::Debug for ReadFull {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ReadFull")
-            .field("in_archive", &self.history.archive.is_some())
-            .finish_non_exhaustive()
-    }
-}
-
-impl Iterator for ReadFull {
-    type Item = Result<(Event, String)>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let line = self.history.next_line()?;
-        Some(line.map(|line| (line.event, hash_hex(line.hash))))
-    }
-}
-
-/// The lines of the history from some point: the rest of the archive (if
-/// the point is in it), then the active log. Ends after the first error.
-struct HistoryLines {
-    archive: Option<ArchiveLines>,
-    active: Option<ActiveLines>,
-}
-
-impl HistoryLines {
-    fn new(archive: Option<ArchiveLines>, active: ActiveLines) -> Self {
-        HistoryLines {
-            archive,
-            active: Some(active),
-        }
-    }
-
-    /// The next line; at the end of the archive, checks that it held the
-    /// events up to the first of the active log.
-    fn next_line(&mut self) -> Option<Result<LineEvent>> {
-        if let Some(archive) = &mut self.archive {
-            match archive.next_event() {
-                Ok(Some(line)) => return Some(Ok(line)),
-                Ok(None) => {
-                    let next = self.active.as_ref().and_then(Lines::next_seq);
-                    if let Err(e) = archive.check_end(next) {
-                        return self.fail(e);
-                    }
-                    self.archive = None;
-                }
-                Err(e) => return self.fail(e),
-            }
-        }
-        let active = self.active.as_mut()?;
-        match active.next_event() {
-            Ok(Some(line)) => Some(Ok(line)),
-            Ok(None) => {
-                self.active = None;
-                None
-            }
-            Err(e) => self.fail(e),
-        }
-    }
-
-    fn fail(&mut self, e: Error) -> Option<Result<LineEvent>> {
-        self.archive = None;
-        self.active = None;
-        Some(Err(e))
-    }
-}
-
-/// The iterator returned by
-/// [`EventLog::read_from_seq`](crate::EventLog::read_from_seq).
-///
-/// Yields `(seq, event, line_hash)`: the event's sequence number, the
-/// event, and the hash of its line as stored in snapshots; oldest first,
-/// through the archive and then the active log. It stops after the first
-/// error.
-///
-/// # Examples
-///
-/// ```
-/// use eventfold::{Event, EventLog};
-/// use serde_json::json;
-///
-/// # let dir = tempfile::tempdir()?;
-/// let mut log = EventLog::open(dir.path())?;
-/// log.append_batch(&[Event::new("a", json!(1)), Event::new("b", json!(2))])?;
-/// let seqs: Vec<u64> = log
-///     .read_from_seq(1)?
-///     .map(|item| item.map(|(seq, _, _)| seq))
-///     .collect::<Result<_, _>>()?;
-/// assert_eq!(seqs, [1]);
-/// # Ok::<(), eventfold::Error>(())
-/// ```
-pub struct ReadSeq {
-    /// The sequence number of the next event.
+pub struct Follow {
+    reader: EventReader,
+    /// The sequence number of the next event to yield.
     next: u64,
-    history: HistoryLines,
+    /// The events known to exist, being read.
+    batch: Option<ReadSeq>,
 }
 
-impl ReadSeq {
-    pub(crate) fn new(seq: u64, archive: Option<ArchiveLines>, active: ActiveLines) -> Self {
-        ReadSeq {
-            next: seq,
-            history: HistoryLines::new(archive, active),
-        }
+impl fmt::Debug for Follow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Follow")
+            .field("dir", &self.reader.dir())
+            .field("next_seq", &self.next)
+            .finish_non_exhaustive()
     }
+}
 
-    /// The sequence number of the event the next call yields (or would,
-    /// once it is appended): a cursor to resume from.
+impl Follow {
+    /// The sequence number of the next event this iterator yields: the
+    /// cursor to save, and to follow from after a restart.
     ///
     /// # Examples
     ///
     /// ```
-    /// use eventfold::{Event, EventLog};
-    /// use serde_json::json;
+    /// use eventfold::EventLog;
     ///
     /// # let dir = tempfile::tempdir()?;
-    /// let mut log = EventLog::open(dir.path())?;
-    /// log.append(&Event::new("a", json!(1)))?;
-    /// let mut events = log.read_from_seq(0)?;
-    /// assert_eq!(events.next_seq(), 0);
-    /// events.next();
-    /// assert_eq!(events.next_seq(), 1);
+    /// let log = EventLog::open(dir.path())?;
+    /// assert_eq!(log.reader().follow(0).next_seq(), 0);
     /// # Ok::<(), eventfold::Error>(())
     /// ```
     pub fn next_seq(&self) -> u64 {
         self.next
     }
-}
 
-impl fmt::Debug for ReadSeq {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ReadSeq")
-            .field("next_seq", &self.next)
-            .field("in_archive", &self.history.archive.is_some())
-            .finish_non_exhaustive()
-    }
-}
-
-impl Iterator for ReadSeq {
-    type Item = Result<(u64, Event, String)>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let line = self.history.next_line()?;
-        Some(line.map(|line| {
-            let seq = self.next;
-            self.next += 1;
-            (seq, line.event, hash_hex(line.hash))
-        }))
-    }
-}
-
-/// Reads the bytes `[start, end)` of `file`.
-pub(crate) fn read_range(file: &mut File, start: u64, end: u64) -> io::Result<Vec<u8>> {
-    use std::io::Seek;
-    file.seek(io::SeekFrom::Start(start))?;
-    let mut bytes = Vec::with_capacity((end - start) as usize);
-    file.take(end - start).read_to_end(&mut bytes)?;
-    if (bytes.len() as u64) < end - start {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "file shorter than expected",
-        ));
-    }
-    Ok(bytes)
-}
-
-/// Finds where the line that ends just before `end` starts: the position
-/// after the last newline before `end`, or 0. Reads backwards in chunks, so
-/// it costs the length of that one line, not of the file.
-pub(crate) fn line_start_before(file: &mut File, end: u64) -> io::Result<u64> {
-    const CHUNK: u64 = 8 * 1024;
-    let mut hi = end;
-    while hi > 0 {
-        let lo = hi.saturating_sub(CHUNK);
-        let chunk = read_range(file, lo, hi)?;
-        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
-            return Ok(lo + i as u64 + 1);
+    /// The next event, waiting for it at most `timeout`; `None` if none
+    /// came in that time.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use eventfold::EventLog;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(dir.path())?;
+    /// let mut follow = log.reader().follow(0);
+    /// assert!(follow.next_timeout(Duration::from_millis(5)).is_none());
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Each item is an error as for [`EventReader::read_from_seq`]; the
+    /// next call starts over from the same cursor.
+    pub fn next_timeout(&mut self, timeout: Duration) -> Option<Result<(u64, Event)>> {
+        let deadline = Instant::now().checked_add(timeout);
+        loop {
+            if let Some(batch) = &mut self.batch {
+                match batch.next() {
+                    Some(Ok((seq, event, _))) => {
+                        self.next = seq + 1;
+                        return Some(Ok((seq, event)));
+                    }
+                    Some(Err(e)) => {
+                        self.batch = None;
+                        return Some(Err(e));
+                    }
+                    None => self.batch = None,
+                }
+            }
+            let left = match deadline {
+                None => Duration::MAX,
+                Some(d) => d.saturating_duration_since(Instant::now()),
+            };
+            match self.reader.wait_for(self.next, left) {
+                Err(e) => return Some(Err(e)),
+                Ok(next) if next > self.next => match self.reader.read_from_seq(self.next) {
+                    Ok(batch) => self.batch = Some(batch),
+                    Err(e) => return Some(Err(e)),
+                },
+                Ok(_) => return None,
+            }
         }
-        hi = lo;
     }
-    Ok(0)
+}
+
+impl Iterator for Follow {
+    type Item = Result<(u64, Event)>;
+
+    /// The next event, waiting for it as long as it takes.
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(item) = self.next_timeout(Duration::MAX) {
+                return Some(item);
+            }
+        }
+    }
+}
+
+/// Notification of changes in a directory: a counter that goes up on
+/// each, and a condition variable to wait for it.
+struct Watch {
+    _watcher: notify::RecommendedWatcher,
+    changes: Arc<(Mutex<u64>, Condvar)>,
+}
+
+impl Watch {
+    fn start(dir: &Path) -> notify::Result<Watch> {
+        use notify::Watcher;
+
+        let changes = Arc::new((Mutex::new(0_u64), Condvar::new()));
+        let signal = Arc::clone(&changes);
+        let mut watcher = notify::recommended_watcher(move |_: notify::Result<notify::Event>| {
+            let (count, changed) = &*signal;
+            *count.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+            changed.notify_all();
+        })?;
+        watcher.watch(dir, notify::RecursiveMode::NonRecursive)?;
+        Ok(Watch {
+            _watcher: watcher,
+            changes,
+        })
+    }
+
+    /// How many changes were seen so far.
+    fn changes(&self) -> u64 {
+        *self
+            .changes
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits until more than `seen` changes were seen, or `until`.
+    fn wait_change(&self, seen: u64, until: Instant) {
+        let (count, changed) = &*self.changes;
+        let mut guard = count.lock().unwrap_or_else(PoisonError::into_inner);
+        while *guard <= seen {
+            let Some(left) = until.checked_duration_since(Instant::now()) else {
+                return;
+            };
+            if left.is_zero() {
+                return;
+            }
+            guard = changed
+                .wait_timeout(guard, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
 }

@@ -55,7 +55,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::frames::{self, FrameTail};
 use crate::history::{History, Paths};
 use crate::index::Index;
-use crate::reader::READ_BUF;
+use crate::lines::READ_BUF;
 use crate::snapshot;
 
 /// File name of the rotation intent record inside the data directory.
@@ -312,6 +312,60 @@ fn check_unchanged_len(history: &History, file: &File) -> Result<()> {
     ))
 }
 
+/// A rotation under way (or interrupted), as its intent record says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Pending {
+    /// Length of the archive before the rotation.
+    pub(crate) archive_len: u64,
+    /// Length of the active log being rotated.
+    pub(crate) log_len: u64,
+}
+
+/// Reads the intent record of a rotation under way, writing nothing;
+/// `None` when there is none.
+///
+/// # Errors
+///
+/// [`Error::Corrupt`] naming `rotation.json` if it does not parse or fails
+/// its checksum.
+pub(crate) fn pending(paths: &Paths) -> Result<Option<Pending>> {
+    Ok(read_intent(paths)?.map(|intent| Pending {
+        archive_len: intent.archive_len,
+        log_len: intent.log_len,
+    }))
+}
+
+/// The frames a rotation of `pending` wrote past its recorded archive
+/// length, once it emptied the active log: they must be complete, and
+/// hold exactly the rotated bytes (see [`recover`]). Writes nothing.
+///
+/// # Errors
+///
+/// [`Error::Corrupt`] as [`recover`] gives it before a roll-forward.
+pub(crate) fn rotated_frames(paths: &Paths, pending: Pending) -> Result<Vec<FrameTail>> {
+    let intent = Intent::new(pending.archive_len, pending.log_len);
+    check_complete_frames(&paths.archive, &paths.dir.join(INTENT_FILE), &intent)
+}
+
+/// The intent record, checked; `None` when there is none.
+fn read_intent(paths: &Paths) -> Result<Option<Intent>> {
+    let intent_path = paths.dir.join(INTENT_FILE);
+    let Some(record) = durable::read_regular(&intent_path, durable::MAX_RECORD)? else {
+        return Ok(None);
+    };
+    let intent: Intent = serde_json::from_slice(&record)
+        .map_err(|e| snapshot::json_error(&intent_path, &record, &e))?;
+    if !intent.intact() {
+        return Err(Error::corrupt(
+            &intent_path,
+            0,
+            "the rotation record does not match its checksum; nothing was changed \
+             (compare its lengths with the files before acting on it)",
+        ));
+    }
+    Ok(Some(intent))
+}
+
 /// Resolves a rotation that a crash interrupted, if its intent record is
 /// there; see the module docs. Runs on open, before anything else reads
 /// the log or the archive.
@@ -325,19 +379,9 @@ fn check_unchanged_len(history: &History, file: &File) -> Result<()> {
 pub(crate) fn recover(paths: &Paths) -> Result<()> {
     let (dir, log_path, views_dir) = (&paths.dir, &paths.log, &paths.views);
     let intent_path = dir.join(INTENT_FILE);
-    let Some(record) = durable::read_regular(&intent_path, durable::MAX_RECORD)? else {
+    let Some(intent) = read_intent(paths)? else {
         return Ok(());
     };
-    let intent: Intent = serde_json::from_slice(&record)
-        .map_err(|e| snapshot::json_error(&intent_path, &record, &e))?;
-    if !intent.intact() {
-        return Err(Error::corrupt(
-            &intent_path,
-            0,
-            "the rotation record does not match its checksum; nothing was changed \
-             (compare its lengths with the files before acting on it)",
-        ));
-    }
     let archive_path = paths.archive.clone();
     let log_len = durable::file_len(log_path)?;
     let archive_len = durable::file_len(&archive_path)?;

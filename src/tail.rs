@@ -9,7 +9,7 @@ use std::path::Path;
 use crate::durable;
 use crate::error::{Error, IoContext, Result};
 use crate::event::{Event, MAX_LINE};
-use crate::reader::{self, line_start_before};
+use crate::lines::{self, line_start_before};
 
 /// Repairs the end of the active log after a crash and syncs it, so that
 /// every byte it holds from now on is durable. Returns its length.
@@ -37,7 +37,7 @@ pub(crate) fn repair(file: &File, log_path: &Path, torn_path: &Path) -> Result<u
     }
     let tail_len = len - keep;
     if tail_len <= MAX_LINE {
-        let tail = reader::read_range(&mut reader, keep, len).at(log_path)?;
+        let tail = lines::read_range(&mut reader, keep, len).at(log_path)?;
         if serde_json::from_slice::<Event>(&tail).is_ok() {
             (&*file).write_all(b"\n").at(log_path)?;
             file.sync_data().at(log_path)?;
@@ -50,6 +50,17 @@ pub(crate) fn repair(file: &File, log_path: &Path, torn_path: &Path) -> Result<u
     }
     let what = "an incomplete last line";
     cut_tail(file, &mut reader, (log_path, torn_path), keep, len, what)
+}
+
+/// Where [`repair`] would cut the active log of `len` bytes (open as
+/// `reader`), writing nothing: after its last newline, or at the start of
+/// an unsynced write that a power cut left with zeroed pages. A reader
+/// with no writer to repair the log reads no further.
+pub(crate) fn complete_len(reader: &mut File, len: u64) -> io::Result<u64> {
+    match unsynced_hole(reader, len)? {
+        Some(hole) => Ok(hole),
+        None => line_start_before(reader, len),
+    }
 }
 
 /// Cuts `app.jsonl` (open as `file`, and as `reader`) at `keep`, after
@@ -107,7 +118,7 @@ const HOLE_WINDOW: u64 = 64 * 1024 * 1024;
 /// offset, and nothing is cut.
 fn unsynced_hole(reader: &mut File, len: u64) -> io::Result<Option<u64>> {
     let probe_start = len.saturating_sub(HOLE_PROBE);
-    let probe = reader::read_range(reader, probe_start, len)?;
+    let probe = lines::read_range(reader, probe_start, len)?;
     if !probe.contains(&0) {
         return Ok(None);
     }
@@ -115,7 +126,7 @@ fn unsynced_hole(reader: &mut File, len: u64) -> io::Result<Option<u64>> {
     let bytes = if start == probe_start {
         probe
     } else {
-        reader::read_range(reader, start, len)?
+        lines::read_range(reader, start, len)?
     };
     let mut earliest = None;
     let mut i = 0;

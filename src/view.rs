@@ -14,7 +14,7 @@ use crate::durable;
 use crate::error::{Error, Result};
 use crate::event::{Event, hash_hex};
 use crate::history::{History, Source};
-use crate::reader::LineEvent;
+use crate::lines::LineEvent;
 use crate::snapshot::{self, Snapshot, ViewSnapshot};
 
 /// A reducer: a pure function from the state so far and one event to the
@@ -165,6 +165,10 @@ pub struct View<S> {
 /// A crash loses at most this much progress, which costs a fraction of a
 /// millisecond to fold again; saving less often keeps a refresh cheap.
 pub(crate) const SAVE_AFTER: u64 = 64 * 1024;
+
+/// How many times a refresh from a reader starts again when the files
+/// changed under it (each time because the writer rotated meanwhile).
+const RETRIES: u32 = 8;
 
 impl<S> std::fmt::Debug for View<S>
 where
@@ -327,11 +331,29 @@ where
     /// reducer failed on (folded again from its snapshot); the next refresh
     /// starts from that event again.
     pub fn refresh(&mut self, log: &impl Source) -> Result<&S> {
-        self.refresh_in(log.history())
+        let mut history = log.history()?;
+        let mut tries = 0;
+        loop {
+            match self.refresh_in(&history) {
+                Ok(()) => return Ok(&self.state),
+                // A reader's files may change under it while it reads (a
+                // rotation empties the active log): when they did, the
+                // refresh starts again from where it stopped.
+                Err(e) if history.read_only && tries < RETRIES => {
+                    let fresh = log.history()?;
+                    if fresh.archive_len == history.archive_len {
+                        return Err(e);
+                    }
+                    history = fresh;
+                    tries += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// [`refresh`](View::refresh) on the history of a log.
-    fn refresh_in(&mut self, log: &History) -> Result<&S> {
+    fn refresh_in(&mut self, log: &History) -> Result<()> {
         let current = match self.status {
             Status::Current { log: id, .. } if id != log.id => {
                 // Another log (or the same directory reopened): the
@@ -348,11 +370,15 @@ where
         };
         match current {
             Status::Current { archive_len, .. } if archive_len == log.archive_len => {
-                self.catch_up(log)?
+                self.catch_up(log)
             }
-            _ => self.replay_all(log)?,
+            // The history moved into the archive since: go on from the
+            // next event, wherever it is now.
+            Status::Current { archive_len, .. } if archive_len < log.archive_len => {
+                self.catch_up_seq(log)
+            }
+            _ => self.replay_all(log),
         }
-        Ok(&self.state)
     }
 
     /// Throws the snapshot away and replays the full history (archive, then
@@ -387,20 +413,31 @@ where
     /// cannot be deleted. After an error the view keeps its previous state
     /// and replays the full history on its next refresh.
     pub fn rebuild(&mut self, log: &impl Source) -> Result<&S> {
-        self.rebuild_in(log.history())
+        {
+            let history = log.history()?;
+            self.forget_snapshot(&history)?;
+        }
+        self.refresh(log)
     }
 
     /// [`rebuild`](View::rebuild) on the history of a log.
-    fn rebuild_in(&mut self, log: &History) -> Result<&S> {
+    fn rebuild_in(&mut self, log: &History) -> Result<()> {
+        self.forget_snapshot(log)?;
+        self.refresh_in(log)
+    }
+
+    /// The first half of a rebuild: the snapshot is deleted, and the next
+    /// refresh replays the history from the default state (until it
+    /// succeeds the view keeps showing its previous state).
+    fn forget_snapshot(&mut self, log: &History) -> Result<()> {
         // A poisoned log writes nothing: the old snapshot stays until the
-        // rebuilt state can be saved over it.
-        if !log.is_poisoned() {
+        // rebuilt state can be saved over it. A reader's snapshots are
+        // the writer's.
+        if !log.is_poisoned() && !log.read_only {
             Snapshot::<S>::delete(&self.snapshot_path)?;
         }
-        // The replay starts from the default state; until it succeeds the
-        // view keeps showing its previous state.
         self.status = Status::Stale;
-        self.refresh_in(log)
+        Ok(())
     }
 
     /// Loads and checks the snapshot; without a usable one the view is
@@ -440,7 +477,15 @@ where
             _ => log.check_position(snap.offset, &snap.hash, snap.seq)?,
         };
         if let Some(problem) = problem {
-            ::log::warn!(
+            // A reader may catch the writer's snapshot between a rotation
+            // and its update: nothing is wrong with either.
+            let level = if log.read_only {
+                ::log::Level::Debug
+            } else {
+                ::log::Level::Warn
+            };
+            ::log::log!(
+                level,
                 "eventfold: snapshot {} does not match the log ({problem}); rebuilding",
                 self.snapshot_path.display()
             );
@@ -512,6 +557,50 @@ where
             self.save_quietly(log);
         }
         result
+    }
+
+    /// Folds the events from the view's next sequence number on, after the
+    /// history it had folded moved into the archive (a rotation): the
+    /// rest of the archive from there, then the active log.
+    fn catch_up_seq(&mut self, log: &History) -> Result<()> {
+        let (archive, mut active) = log.lines_from_seq(self.seq)?;
+        // The fold works on a copy: after an error or a panic of the
+        // reducer the view keeps its state, and the next refresh starts
+        // from the same event again.
+        let mut folded = Folded {
+            state: self.state.clone(),
+            offset: 0,
+            hash: String::new(),
+            last: None,
+            seq: self.seq,
+        };
+        if let Some(mut archive) = archive {
+            while let Some(line) = archive.next_event()? {
+                folded.fold(self.reducer, line);
+            }
+            archive.check_end(active.next_seq())?;
+            folded.last = None;
+        }
+        // Positions in the active log start at 0, with no line before,
+        // unless the view was already past its start.
+        if folded.seq > log.base_seq() {
+            folded.offset = log.offset_of_seq(folded.seq)?;
+            folded.hash = log.hash_before(folded.offset)?.unwrap_or_default();
+        }
+        while let Some(line) = active.next_event()? {
+            folded.fold(self.reducer, line);
+        }
+        self.hash = folded.hash();
+        self.state = folded.state;
+        self.offset = folded.offset;
+        self.seq = folded.seq;
+        self.status = Status::Current {
+            log: log.id,
+            archive_len: log.archive_len,
+        };
+        self.saved_offset = None;
+        self.save_quietly(log);
+        Ok(())
     }
 
     /// After a reducer panicked at the event starting at `until`: makes the
@@ -602,7 +691,7 @@ where
     /// poisoned; a failure is a warning, since the snapshot is a cache and
     /// the state in memory is right.
     fn save_quietly(&mut self, log: &History) {
-        if log.is_poisoned() {
+        if log.is_poisoned() || log.read_only {
             return;
         }
         if let Err(e) = self.write_snapshot(log) {
@@ -674,12 +763,17 @@ where
     /// written; the old one is then untouched. [`Error::Poisoned`] after a
     /// failed write of the log, until it is [recovered](crate::EventLog::recover).
     pub fn save(&mut self, log: &impl Source) -> Result<()> {
-        self.save_in(log.history())
+        self.save_in(&*log.history()?)
     }
 
     /// [`save`](View::save) on the history of a log.
     fn save_in(&mut self, log: &History) -> Result<()> {
         log.check_usable()?;
+        if log.read_only {
+            return Err(Error::ReadOnly {
+                path: self.snapshot_path.clone(),
+            });
+        }
         let current = matches!(self.status, Status::Current { log: id, .. } if id == log.id);
         if current && self.saved_offset != Some(self.offset) {
             self.write_snapshot(log)?;

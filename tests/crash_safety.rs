@@ -537,6 +537,58 @@ impl Rotation {
     }
 }
 
+/// A reader of the files a crash at any step of a rotation leaves (no
+/// writer has recovered them) sees the whole history, as recovery will
+/// make it, and changes nothing; views fold from it in memory.
+#[test]
+fn a_reader_of_every_crash_state_sees_the_whole_history_and_writes_nothing() {
+    use eventfold::{EventReader, View};
+    let steps = [
+        Step::Refreshed,
+        Step::IntentWritten,
+        Step::ArchiveOpened,
+        Step::PartialFrame,
+        Step::FrameWritten,
+        Step::IndexTorn,
+        Step::IndexWritten,
+        Step::Truncated,
+        Step::SomeShifted,
+        Step::Shifted,
+    ];
+    for r in Rotation::both() {
+        for step in steps {
+            let dir = r.crash_at(step);
+            let d = dir.path();
+            let before = dir_contents(d);
+            let reader = EventReader::open(d).unwrap();
+            assert_eq!(
+                reader.next_seq().unwrap(),
+                r.history.len() as u64,
+                "{step:?}"
+            );
+            for start in 0..=r.history.len() {
+                let read: Vec<(u64, Event)> = reader
+                    .read_from_seq(start as u64)
+                    .and_then(|items| items.map(|i| i.map(|(seq, e, _)| (seq, e))).collect())
+                    .unwrap_or_else(|e| panic!("{step:?}: read_from_seq({start}): {e}"));
+                let wanted: Vec<(u64, Event)> = (start as u64..)
+                    .zip(events_of(&r.history[start..]))
+                    .collect();
+                assert_eq!(read, wanted, "{step:?}: read_from_seq({start})");
+            }
+            let mut view = View::new("seq", seq_reducer, d.join("views")).unwrap();
+            let folded = view.refresh(&reader).unwrap().clone();
+            assert_eq!(folded, r.history, "{step:?}: a view folded from the reader");
+            assert_eq!(
+                dir_contents(d),
+                before,
+                "{step:?}: the reader changed a file"
+            );
+            assert_recovers(d, &r.history);
+        }
+    }
+}
+
 #[test]
 fn rotation_crash_before_intent_needs_no_recovery() {
     for r in Rotation::both() {
