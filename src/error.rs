@@ -188,6 +188,33 @@ impl Error {
             detail: detail.into(),
         }
     }
+
+    /// The same error once more, for another caller that it failed (every
+    /// caller of a group commit whose write failed gets one). An I/O error
+    /// keeps its kind and message; an error whose cause cannot be copied
+    /// becomes an I/O error with the same message.
+    pub(crate) fn copy(&self) -> Error {
+        match self {
+            Error::Io { path, source } => Error::Io {
+                path: path.clone(),
+                source: io::Error::new(source.kind(), source.to_string()),
+            },
+            Error::Corrupt {
+                path,
+                offset,
+                detail,
+            } => Error::Corrupt {
+                path: path.clone(),
+                offset: *offset,
+                detail: detail.clone(),
+            },
+            Error::Poisoned { path } => Error::Poisoned { path: path.clone() },
+            other => Error::Io {
+                path: None,
+                source: io::Error::other(other.to_string()),
+            },
+        }
+    }
 }
 
 /// Bytes of a message kept from its start by [`shorten`].

@@ -308,6 +308,61 @@ impl Event {
     }
 }
 
+/// Events checked and serialized ahead of knowing their sequence numbers,
+/// as a thread prepares them before it joins a group commit: each event's
+/// JSON without its closing brace, which numbering puts back after the
+/// `seq`.
+#[derive(Debug, Default)]
+pub(crate) struct Unnumbered {
+    json: Vec<u8>,
+    /// Where each event's JSON ends in `json`, and its type (for an error).
+    events: Vec<(usize, String)>,
+}
+
+impl Unnumbered {
+    /// Checks and serializes `events`, as [`Event::write_line`] does.
+    pub(crate) fn prepare(events: &[Event]) -> Result<Unnumbered> {
+        let mut prepared = Unnumbered::default();
+        for event in events {
+            event.serialize_checked(&mut prepared.json)?;
+            prepared.json.pop();
+            prepared
+                .events
+                .push((prepared.json.len(), event.event_type.clone()));
+        }
+        Ok(prepared)
+    }
+
+    /// How many events there are.
+    pub(crate) fn len(&self) -> u64 {
+        self.events.len() as u64
+    }
+
+    /// Appends the events' stored lines to `buf`, numbered from
+    /// `first_seq`. On error (a line over the limit once numbered) `buf`
+    /// is as it was.
+    pub(crate) fn write_numbered(&self, buf: &mut Vec<u8>, first_seq: u64) -> Result<()> {
+        let before = buf.len();
+        let mut start = 0;
+        for (seq, (end, event_type)) in (first_seq..).zip(&self.events) {
+            let line_start = buf.len();
+            buf.extend_from_slice(&self.json[start..*end]);
+            writeln!(buf, ",\"seq\":{seq}}}").expect("writing to a Vec succeeds");
+            let size = (buf.len() - line_start - 1) as u64;
+            if size > MAX_LINE {
+                buf.truncate(before);
+                return Err(Error::EventTooLarge {
+                    event_type: event_type.clone(),
+                    size,
+                    max: MAX_LINE,
+                });
+            }
+            start = *end;
+        }
+        Ok(())
+    }
+}
+
 /// A line of the log as it is read: an [`Event`] and, for lines written
 /// since sequence numbers exist, its `seq`.
 #[derive(Deserialize)]

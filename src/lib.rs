@@ -55,6 +55,7 @@ mod log;
 mod publish;
 mod reader;
 mod rotation;
+mod shared;
 mod snapshot;
 mod tail;
 mod view;
@@ -65,6 +66,7 @@ pub use crate::history::{HistoryRef, Source};
 pub use crate::lines::{ReadFrom, ReadFull, ReadSeq};
 pub use crate::log::{EventLog, EventLogBuilder};
 pub use crate::reader::{EventReader, Follow};
+pub use crate::shared::SharedLog;
 pub use crate::snapshot::Snapshot;
 pub use crate::view::{ReduceFn, ReduceSeqFn, View};
 

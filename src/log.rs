@@ -6,6 +6,7 @@ use std::fmt;
 use std::fs::{File, TryLockError};
 use std::io::{self, Write};
 use std::mem;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread;
@@ -16,7 +17,7 @@ use serde::de::DeserializeOwned;
 
 use crate::durable;
 use crate::error::{Error, IoContext, Result};
-use crate::event::Event;
+use crate::event::{Event, Unnumbered};
 use crate::history::{self, History, HistoryRef, Paths, Source, VIEWS_DIR};
 use crate::index::INDEX_FILE;
 use crate::lines::{ReadFrom, ReadFull, ReadSeq};
@@ -629,6 +630,57 @@ impl EventLog {
         let start = result?;
         offsets.iter_mut().for_each(|offset| *offset += start);
         Ok(offsets)
+    }
+
+    /// A group commit: the appends of `group`, in order, with one write and
+    /// one sync; each gets the sequence numbers of its events, or its own
+    /// error. An append with an expected next sequence number (an
+    /// [`append_if`](Self::append_if)) is checked against the appends
+    /// before it in the group. When the write or the sync fails, every
+    /// append of the group that was to be written fails with it, and none
+    /// of their events is in the log.
+    pub(crate) fn append_group(
+        &mut self,
+        group: &[(Option<u64>, &Unnumbered)],
+    ) -> Vec<Result<Range<u64>>> {
+        let failed = |e: &Error| group.iter().map(|_| Err(e.copy())).collect();
+        if let Err(e) = self
+            .history
+            .check_usable()
+            .and_then(|()| self.auto_rotate())
+        {
+            return failed(&e);
+        }
+        let mut lines = mem::take(&mut self.line);
+        lines.clear();
+        let mut next = self.history.next_seq;
+        let mut results: Vec<Result<Range<u64>>> = group
+            .iter()
+            .map(|(expected, events)| match expected {
+                Some(expected) if *expected != next => Err(Error::Conflict {
+                    expected: *expected,
+                    actual: next,
+                }),
+                _ => {
+                    events.write_numbered(&mut lines, next)?;
+                    let range = next..next + events.len();
+                    next = range.end;
+                    Ok(range)
+                }
+            })
+            .collect();
+        let events = next - self.history.next_seq;
+        if events > 0
+            && let Err(e) = self.write_synced(&lines, events)
+        {
+            for result in &mut results {
+                if result.is_ok() {
+                    *result = Err(e.copy());
+                }
+            }
+        }
+        self.line = lines;
+        results
     }
 
     /// Writes and syncs `events` complete lines; poisons the log on

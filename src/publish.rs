@@ -152,6 +152,11 @@ impl Notifier {
         self.changed.notify_all();
     }
 
+    /// The last published next sequence number.
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.lock().next_seq
+    }
+
     /// Records that the writer closed the log, and wakes every waiter:
     /// from now on they must look at the files themselves.
     pub(crate) fn close(&self) {

@@ -421,6 +421,16 @@ impl EventReader {
         }
     }
 
+    /// The next sequence number as the writer in this process last
+    /// published it, without looking at the files; for a reader of the
+    /// writer's own.
+    pub(crate) fn published_next_seq(&self) -> u64 {
+        match &self.inner.notifier {
+            Some(notifier) => notifier.next_seq(),
+            None => self.inner.seen.load(Ordering::Relaxed),
+        }
+    }
+
     /// The file-system watch of the directory, started on first use.
     fn watch(&self) -> Option<Arc<Watch>> {
         let mut watch = self

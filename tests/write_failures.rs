@@ -363,8 +363,88 @@ fn child_fault_case() {
         "rotate_archive" => child_rotate_archive(dir),
         "rotate_shift" => child_rotate_shift(dir),
         "open_refused" => child_open_refused(dir),
+        "group" => child_group(dir),
         other => panic!("unknown fault case {other}"),
     }
+}
+
+// (g) A group commit whose write fails.
+
+/// Eight threads append 1 KiB events through one `SharedLog` until the
+/// limit refuses a group's write; prints `@ack N` for every acknowledged
+/// event and `failed_io=K` for the threads whose last call failed with the
+/// write's own error (the callers of the failed group; the others were
+/// refused by the poisoned log).
+fn child_group(dir: &Path) {
+    let shared = EventLog::open(dir).expect("open").into_shared();
+    let start = std::sync::Arc::new(std::sync::Barrier::new(8));
+    let threads: Vec<_> = (0..8_u64)
+        .map(|t| {
+            let shared = shared.clone();
+            let start = std::sync::Arc::clone(&start);
+            thread::spawn(move || {
+                start.wait();
+                let mut acked = Vec::new();
+                for i in 0.. {
+                    let n = t * 10_000 + i;
+                    match shared.append(&big_event(n)) {
+                        Ok(_) => acked.push(n),
+                        Err(e) => return (acked, e),
+                    }
+                    assert!(i < 1000, "the file size limit never took effect");
+                }
+                unreachable!()
+            })
+        })
+        .collect();
+    // The harness prints "test child_fault_case ... " without a newline.
+    println!();
+    let mut failed_io = 0;
+    for thread in threads {
+        let (acked, error) = thread.join().expect("thread");
+        for n in acked {
+            println!("@ack {n}");
+        }
+        match &error {
+            Error::Io { path: Some(p), .. } if p.ends_with("app.jsonl") => failed_io += 1,
+            Error::Poisoned { path } if path.ends_with("app.jsonl") => {}
+            other => panic!("unexpected error {other:?}"),
+        }
+    }
+    assert!(shared.with_log(|log| log.is_poisoned()));
+    println!("failed_io={failed_io}");
+}
+
+/// The group whose write failed: every one of its callers gets the error,
+/// and after a reopen the history is exactly the acknowledged events.
+#[test]
+fn a_failed_group_write_fails_every_caller_and_acknowledges_nothing() {
+    let Some(_serial) = parent_test() else {
+        return;
+    };
+    let dir = test_dir();
+    let stdout = run_fault("group", dir.path(), 64);
+    let acked: std::collections::BTreeSet<u64> = stdout
+        .lines()
+        .filter_map(|line| line.strip_prefix("@ack "))
+        .map(|n| n.parse().expect("a number"))
+        .collect();
+    let failed = reported(&stdout, "failed_io");
+    println!("the failed group held {failed} appends");
+    assert!(
+        failed >= 2,
+        "the failed group held {failed} appends: expected several callers to share it"
+    );
+    let log = EventLog::open(dir.path()).expect("reopen without the limit");
+    let history: std::collections::BTreeSet<u64> = all_events(&log)
+        .iter()
+        .map(|e| e.data["n"].as_u64().expect("n"))
+        .collect();
+    assert_eq!(all_events(&log).len(), history.len(), "no event twice");
+    assert_eq!(
+        history, acked,
+        "the log holds exactly the acknowledged events ({failed} callers of the failed group)"
+    );
 }
 
 // (a) An append whose JSON fits under the limit but whose newline does not.

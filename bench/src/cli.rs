@@ -30,6 +30,8 @@ OPTIONS:
     --samples N           scenarios 6, 7, 9, 10: timed operations per run [20]
     --rotate-mb A,B       scenario 8: sizes of the active log to rotate, MB [10,100]
     --todos N             scenario 9: todos in the snapshot's state [10000]
+    --thread-events N     scenario 11: appends by each of the 8 threads [250]
+    --follow-events N     scenario 12: appends a reader in another process follows [500]
     -h, --help            this text
 ";
 
@@ -64,6 +66,10 @@ pub struct Params {
     pub rotate_bytes: Vec<u64>,
     /// Scenario 9: todos in the snapshot's state.
     pub todos: u64,
+    /// Scenario 11: appends by each of the 8 threads.
+    pub thread_events: u64,
+    /// Scenario 12: appends the reader in another process follows.
+    pub follow_events: u64,
 }
 
 impl Params {
@@ -85,6 +91,8 @@ impl Params {
             samples: if smoke { 5 } else { 20 },
             rotate_bytes: vec![10_000_000 / scale, 100_000_000 / scale],
             todos: 10_000 / scale,
+            thread_events: 250 / scale.min(25),
+            follow_events: 500 / scale.min(25),
         }
     }
 
@@ -124,6 +132,8 @@ impl Params {
                 "--small-events" => params.small_events = number(flag, value)?,
                 "--samples" => params.samples = number(flag, value)?.max(1) as usize,
                 "--todos" => params.todos = number(flag, value)?,
+                "--thread-events" => params.thread_events = number(flag, value)?,
+                "--follow-events" => params.follow_events = number(flag, value)?,
                 "--rotate-mb" => {
                     params.rotate_bytes = value
                         .split(',')

@@ -9,6 +9,7 @@
 
 mod child;
 mod cli;
+mod concurrent;
 mod peers;
 mod report;
 mod scenarios;
@@ -26,8 +27,11 @@ pub type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = if args.first().map(String::as_str) == Some(child::SUBCOMMAND) {
+    let subcommand = args.first().map(String::as_str);
+    let result = if subcommand == Some(child::SUBCOMMAND) {
         child::run(&args[1..])
+    } else if subcommand == Some(concurrent::FOLLOW_SUBCOMMAND) {
+        concurrent::follow_child(&args[1..])
     } else {
         match Params::parse(&args) {
             Ok(Some(params)) => run(&params),

@@ -1,4 +1,4 @@
-//! The ten scenarios of the issues. Each runs eventfold and its peers on
+//! The scenarios of the issues (11 and 12 are in `concurrent`). Each runs eventfold and its peers on
 //! the same data in fresh directories on the same disk, `runs` times, and
 //! returns one [`Row`] of medians and checks.
 
@@ -37,7 +37,7 @@ pub fn median(mut samples: Vec<f64>) -> f64 {
 }
 
 /// Seconds taken by `f`.
-fn timed(f: impl FnOnce() -> BenchResult<()>) -> BenchResult<f64> {
+pub fn timed(f: impl FnOnce() -> BenchResult<()>) -> BenchResult<f64> {
     let start = Instant::now();
     f()?;
     Ok(start.elapsed().as_secs_f64())
@@ -60,7 +60,7 @@ fn short(n: u64) -> String {
 /// A benchmark run: the parameters and the directory that holds every
 /// scenario's data, removed at the end.
 pub struct Bench<'a> {
-    params: &'a Params,
+    pub(crate) params: &'a Params,
     root: TempDir,
     /// The large log of scenarios 4 to 7 once written, with its event count.
     large: Option<(PathBuf, u64)>,
@@ -117,17 +117,23 @@ impl<'a> Bench<'a> {
         if wanted(10) {
             rows.push(self.read_tail_by_seq()?);
         }
+        if wanted(11) {
+            rows.push(self.threads()?);
+        }
+        if wanted(12) {
+            rows.push(self.follow_latency()?);
+        }
         rows.sort_by_key(|row| row.number);
         Ok(rows)
     }
 
     /// A new empty directory inside the run's data directory.
-    fn fresh(&self) -> BenchResult<TempDir> {
+    pub(crate) fn fresh(&self) -> BenchResult<TempDir> {
         Ok(tempfile::tempdir_in(self.root.path())?)
     }
 
     /// Prints what is about to run.
-    fn progress(&self, what: &str) {
+    pub(crate) fn progress(&self, what: &str) {
         eprintln!("[bench] {what}");
     }
 
