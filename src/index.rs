@@ -171,8 +171,39 @@ impl Index {
         let Some(bytes) = durable::read_regular(path, MAX_INDEX)? else {
             return Ok((Index::default(), false));
         };
-        let mut index = Index::default();
-        let mut at = 0;
+        Index::default()
+            .parse_from(path, &bytes, stop_at)
+            .map(|index| (index, true))
+    }
+
+    /// Reads the index at `path` again, for a reader that read it as
+    /// `self` before: when the file still starts with the bytes `self`
+    /// was read from (whose xxh3-64 is `hash`), only the lines after them
+    /// are parsed. Returns the index and the hash of its bytes.
+    ///
+    /// # Errors
+    ///
+    /// As for [`load`](Index::load).
+    pub(crate) fn reload(self, path: &Path, hash: u64) -> Result<(Index, u64)> {
+        let Some(bytes) = durable::read_regular(path, MAX_INDEX)? else {
+            return Ok((Index::default(), xxhash_rust::xxh3::xxh3_64(b"")));
+        };
+        let known = self.len() as usize;
+        let start = if bytes.len() >= known && xxhash_rust::xxh3::xxh3_64(&bytes[..known]) == hash {
+            self
+        } else {
+            Index::default()
+        };
+        let index = start.parse_from(path, &bytes, None)?;
+        let hash = xxhash_rust::xxh3::xxh3_64(&bytes[..index.len() as usize]);
+        Ok((index, hash))
+    }
+
+    /// Parses the lines of `bytes` (the index file) after the ones `self`
+    /// holds; see [`load`](Index::load) for `stop_at`.
+    fn parse_from(mut self, path: &Path, bytes: &[u8], stop_at: Option<u64>) -> Result<Index> {
+        let index = &mut self;
+        let mut at = index.len() as usize;
         while at < bytes.len() && stop_at.is_none_or(|stop| index.archive_end() < stop) {
             let rest = &bytes[at..];
             let Some(end) = rest.iter().position(|&b| b == b'\n') else {
@@ -189,7 +220,7 @@ impl Index {
             at += end + 1;
             index.line_ends.push(at as u64);
         }
-        Ok((index, true))
+        Ok(self)
     }
 
     /// Parses the line at `offset`, which must follow the frames so far.

@@ -101,8 +101,9 @@ struct Inner {
     seen: AtomicU64,
     /// The writer's, when it is in this process: waiting needs no polling.
     notifier: Option<Arc<Notifier>>,
-    /// The index as last read, and the length of its file then.
-    index: Mutex<Option<(u64, Index)>>,
+    /// The index as last read, with the hash of the file's bytes it was
+    /// read from.
+    index: Mutex<Option<(Index, u64)>>,
     /// File-system notification of changes in the directory, started by
     /// the first wait; `None` inside once it could not be.
     watch: Mutex<Option<Option<Arc<Watch>>>>,
@@ -563,12 +564,11 @@ impl EventReader {
                 Ok(history) => history,
                 Err(e) => return Ok(Observed::Moving(e)),
             };
-        let after = publish::read(&paths.dir.join(COMMITTED_FILE))?;
-        let unchanged = match (before, after) {
-            (Reading::Committed(a), Reading::Committed(b)) => a.base == b.base,
-            (a, b) => a == b,
-        };
-        if !unchanged || rotation::pending(paths)? != pending {
+        // A rotation that started or ended meanwhile may have been seen in
+        // part (the index with its frames, the active log without its
+        // truncation): look again. Any other change under the
+        // observation shows in the sequence numbers that History checks.
+        if rotation::pending(paths)? != pending {
             return Ok(Observed::Moving(moving(
                 &paths.log,
                 "a rotation ran while the files were read".to_owned(),
@@ -578,24 +578,19 @@ impl EventReader {
     }
 
     /// The archive and its frames when no rotation is under way: the index
-    /// (read again only when its file changed), and in memory the frames
+    /// (parsing only the lines added since it was last read), and in
+    /// memory the frames
     /// it does not record yet (a directory from before the index).
     fn archive(&self) -> Result<(u64, Index)> {
         let paths = &self.inner.paths;
-        let index_len = durable_len(&paths.index)?;
         let mut cached = self
             .inner
             .index
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let mut index = match &*cached {
-            Some((len, index)) if *len == index_len => index.clone(),
-            _ => {
-                let (index, _) = Index::load(&paths.index, None)?;
-                *cached = Some((index_len, index.clone()));
-                index
-            }
-        };
+        let (known, hash) = cached.take().unwrap_or_default();
+        let (mut index, hash) = known.reload(&paths.index, hash)?;
+        *cached = Some((index.clone(), hash));
         drop(cached);
         let archive_len = durable_len(&paths.archive)?;
         index::check_archive(&paths.archive, archive_len, &index)?;

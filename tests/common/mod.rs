@@ -678,6 +678,18 @@ pub fn env_u64(name: &str) -> u64 {
         .unwrap_or_else(|_| panic!("{name} is not a number"))
 }
 
+/// The number in the environment variable `name`, `default` when it is
+/// not set (a size a user may raise for a longer run); panics if it is not
+/// a number.
+pub fn env_u64_or(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(value) => value
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} is not a number: {value:?}")),
+        Err(_) => default,
+    }
+}
+
 /// Kills a child process when dropped, so that a failing test leaves none
 /// behind.
 pub struct KillOnDrop(pub std::process::Child);
