@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
+use crate::canonical;
 use crate::error::{Error, Result, shorten};
 use crate::event::{Event, MAX_LINE, StoredLine, hash_hex, line_hash};
 use crate::frames;
@@ -244,8 +245,12 @@ impl<R: BufRead> Lines<R> {
             return Ok(None);
         };
         let line = &self.buf[..self.buf.len() - 1];
-        let seq = match serde_json::from_slice::<Shape<'_>>(line) {
-            Ok(shape) => shape.seq,
+        let parsed = match canonical::check(line) {
+            Some(seq) => Ok(seq),
+            None => serde_json::from_slice::<Shape<'_>>(line).map(|shape| shape.seq),
+        };
+        let seq = match parsed {
+            Ok(seq) => seq,
             Err(e) => {
                 return Err(
                     self.corrupt(start, format!("line is not a valid event: {}", shorten(e)))

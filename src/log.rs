@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use crate::durable;
 use crate::error::{Error, IoContext, Result};
 use crate::event::{Event, Unnumbered};
-use crate::history::{self, History, HistoryRef, Paths, Source, VIEWS_DIR};
+use crate::history::{self, History, HistoryRef, LOG_FILE, Paths, Source, VIEWS_DIR};
 use crate::index::INDEX_FILE;
 use crate::lines::{ReadFrom, ReadFull, ReadSeq};
 use crate::publish::{Notifier, Outlet};
@@ -332,6 +332,7 @@ impl EventLogBuilder {
         durable::sweep_tmp(&paths.views, SNAPSHOT_SUFFIX)?;
         durable::sweep_tmp(&paths.dir, rotation::INTENT_FILE)?;
         durable::sweep_tmp(&paths.dir, INDEX_FILE)?;
+        durable::sweep_tmp(&paths.dir, LOG_FILE)?;
 
         let file = durable::open_append(&paths.log)?;
         rotation::recover(&paths)?;
@@ -1204,6 +1205,7 @@ impl EventLog {
         durable::sweep_tmp(&paths.views, SNAPSHOT_SUFFIX)?;
         durable::sweep_tmp(&paths.dir, rotation::INTENT_FILE)?;
         durable::sweep_tmp(&paths.dir, INDEX_FILE)?;
+        durable::sweep_tmp(&paths.dir, LOG_FILE)?;
         if !paths.dir.join(rotation::INTENT_FILE).exists() {
             // No rotation was under way: anything past the acknowledged
             // length was written by a call that failed.
@@ -1294,7 +1296,7 @@ impl EventLog {
         }
         self.refresh_all()?;
         self.save_views()?;
-        rotation::rotate(&mut self.history, &self.file, &mut self.checked_len)?;
+        rotation::rotate(&mut self.history, &mut self.file, &mut self.checked_len)?;
         let (id, archive_len) = (self.history.id, self.history.archive_len);
         for view in &mut self.views {
             view.rotated(id, archive_len);

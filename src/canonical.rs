@@ -1,0 +1,359 @@
+//! The shape of the lines eventfold writes, recognized quickly.
+//!
+//! Before a rotation every line of the active log must be one the reader
+//! accepts (see [`Lines::next_valid`](crate::lines::Lines::next_valid)),
+//! which parses it with serde_json at a few hundred MB/s. Nearly every
+//! line is one eventfold wrote itself, in a narrow shape: compact JSON,
+//! the keys `type`, `data`, `ts`, then `id` and `meta` when set, then
+//! `seq` (none in lines from before sequence numbers), strings escaped as
+//! serde_json escapes them, numbers as it prints them. [`check`] accepts
+//! only lines of that shape that the reader certainly accepts, at about a
+//! GB/s; it answers "not sure" for everything else, which the full check
+//! then decides. So it never accepts a line the reader refuses: anything
+//! it does not recognize goes to serde_json.
+//!
+//! What makes a line of this shape certainly acceptable:
+//!
+//! - the whole line is valid UTF-8 (so is every string in it, since JSON's
+//!   structure is ASCII and UTF-8 never hides an ASCII byte);
+//! - strings hold no control character and only the escapes `\"`, `\\`,
+//!   `\/`, `\b`, `\f`, `\n`, `\r`, `\t`, and `\u0000` to `\u001F` (so
+//!   that no escape spells a surrogate, or a character of the reserved
+//!   key);
+//! - numbers follow JSON's grammar with at most 18 integer digits (so an
+//!   integer fits in 64 bits) and, with a fraction or an exponent, a
+//!   magnitude below 10^300 (so the float is finite);
+//! - arrays and objects nest at most [`MAX_NESTING`] deep (under
+//!   serde_json's limit of 128), and no object key is serde_json's
+//!   reserved raw-value key;
+//! - `ts` and `seq` are integers of at most 19 digits.
+
+use crate::event::RESERVED_KEY;
+
+/// How deep the `data` and `meta` values may nest and still be recognized
+/// here; deeper ones go to the full check.
+pub(crate) const MAX_NESTING: usize = 100;
+
+/// Whether `line` (without its newline) is of eventfold's shape and
+/// certainly accepted by the reader: `Some(seq)` (`seq` `None` for a line
+/// without one), or `None` when the full check must decide.
+pub(crate) fn check(line: &[u8]) -> Option<Option<u64>> {
+    std::str::from_utf8(line).ok()?;
+    let mut p = Parser { line, at: 0 };
+    p.literal(b"{\"type\":")?;
+    p.string()?;
+    p.literal(b",\"data\":")?;
+    p.value(0)?;
+    p.literal(b",\"ts\":")?;
+    p.integer(19)?;
+    if p.literal(b",\"id\":").is_some() {
+        p.string()?;
+    }
+    if p.literal(b",\"meta\":").is_some() {
+        if p.peek()? != b'{' {
+            return None;
+        }
+        p.value(0)?;
+    }
+    let seq = match p.literal(b",\"seq\":") {
+        Some(()) => Some(p.integer(19)?),
+        None => None,
+    };
+    p.literal(b"}")?;
+    (p.at == line.len()).then_some(seq)
+}
+
+struct Parser<'a> {
+    line: &'a [u8],
+    at: usize,
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.line.get(self.at).copied()
+    }
+
+    /// Consumes `expected` if the line goes on with it.
+    fn literal(&mut self, expected: &[u8]) -> Option<()> {
+        let rest = self.line.get(self.at..)?;
+        if rest.starts_with(expected) {
+            self.at += expected.len();
+            Some(())
+        } else {
+            None
+        }
+    }
+
+    /// A string, from its opening quote; returns its raw content.
+    fn string(&mut self) -> Option<&[u8]> {
+        if self.peek()? != b'"' {
+            return None;
+        }
+        self.at += 1;
+        let start = self.at;
+        loop {
+            let rest = self.line.get(self.at..)?;
+            let i = special_byte(rest)?;
+            self.at += i;
+            match rest[i] {
+                b'"' => {
+                    let content = &self.line[start..self.at];
+                    self.at += 1;
+                    return Some(content);
+                }
+                b'\\' => self.escape()?,
+                _ => return None, // a control character
+            }
+        }
+    }
+
+    /// An escape, from its backslash.
+    fn escape(&mut self) -> Option<()> {
+        let kind = *self.line.get(self.at + 1)?;
+        match kind {
+            b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.at += 2,
+            b'u' => {
+                let hex = self.line.get(self.at + 2..self.at + 6)?;
+                // Only a control character (\u0000 to \u001F), as
+                // serde_json writes them: no escape can then spell a
+                // surrogate, or part of the reserved key.
+                let control = hex[0] == b'0'
+                    && hex[1] == b'0'
+                    && matches!(hex[2], b'0' | b'1')
+                    && hex[3].is_ascii_hexdigit();
+                if !control {
+                    return None;
+                }
+                self.at += 6;
+            }
+            _ => return None,
+        }
+        Some(())
+    }
+
+    /// A value nested `depth` levels inside the line's object.
+    fn value(&mut self, depth: usize) -> Option<()> {
+        match self.peek()? {
+            b'"' => self.string().map(drop),
+            b'{' => {
+                if depth >= MAX_NESTING {
+                    return None;
+                }
+                self.at += 1;
+                if self.literal(b"}").is_some() {
+                    return Some(());
+                }
+                loop {
+                    if self.string()? == RESERVED_KEY.as_bytes() {
+                        return None;
+                    }
+                    self.literal(b":")?;
+                    self.value(depth + 1)?;
+                    match self.peek()? {
+                        b',' => self.at += 1,
+                        b'}' => {
+                            self.at += 1;
+                            return Some(());
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            b'[' => {
+                if depth >= MAX_NESTING {
+                    return None;
+                }
+                self.at += 1;
+                if self.literal(b"]").is_some() {
+                    return Some(());
+                }
+                loop {
+                    self.value(depth + 1)?;
+                    match self.peek()? {
+                        b',' => self.at += 1,
+                        b']' => {
+                            self.at += 1;
+                            return Some(());
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            _ => self.number(),
+        }
+    }
+
+    /// Digits from here; returns how many.
+    #[inline]
+    fn digits(&mut self) -> usize {
+        let rest = &self.line[self.at..];
+        let n = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        self.at += n;
+        n
+    }
+
+    /// A number, as JSON writes it, certainly in range.
+    fn number(&mut self) -> Option<()> {
+        if self.peek()? == b'-' {
+            self.at += 1;
+        }
+        let int_start = self.at;
+        let int_digits = self.digits();
+        if int_digits == 0 || int_digits > 18 || (int_digits > 1 && self.line[int_start] == b'0') {
+            return None;
+        }
+        let mut float = false;
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            if self.digits() == 0 {
+                return None;
+            }
+            float = true;
+        }
+        let mut exponent: i64 = 0;
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.at += 1;
+            let negative = match self.peek()? {
+                b'-' => {
+                    self.at += 1;
+                    true
+                }
+                b'+' => {
+                    self.at += 1;
+                    false
+                }
+                _ => false,
+            };
+            let start = self.at;
+            let n = self.digits();
+            if n == 0 || n > 4 {
+                return None;
+            }
+            let value: i64 = std::str::from_utf8(&self.line[start..self.at])
+                .ok()?
+                .parse()
+                .ok()?;
+            exponent = if negative { -value } else { value };
+            float = true;
+        }
+        // |x| < 10^(int_digits + exponent): finite when that is at most
+        // 10^300.
+        if float && int_digits as i64 + exponent > 300 {
+            return None;
+        }
+        Some(())
+    }
+
+    /// An unsigned integer of at most `max_digits` (at most 19) digits.
+    fn integer(&mut self, max_digits: usize) -> Option<u64> {
+        let start = self.at;
+        let n = self.digits();
+        if n == 0 || n > max_digits.min(19) || (n > 1 && self.line[start] == b'0') {
+            return None;
+        }
+        Some(
+            self.line[start..self.at]
+                .iter()
+                .fold(0_u64, |value, &d| value * 10 + u64::from(d - b'0')),
+        )
+    }
+}
+
+/// The index of the first byte of `bytes` that ends a run of plain string
+/// content: a quote, a backslash or a control character. Looks at eight
+/// bytes at a time.
+#[inline]
+fn special_byte(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    let mut at = 0;
+    let mut words = bytes.chunks_exact(8);
+    for word in words.by_ref() {
+        let v = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+        // A byte below 0x20, or equal to '"' (0x22) or '\\' (0x5C).
+        let below = v.wrapping_sub(ONES * 0x20) & !v & HIGHS;
+        if below | has_zero(v ^ (ONES * 0x22)) | has_zero(v ^ (ONES * 0x5C)) != 0 {
+            break;
+        }
+        at += 8;
+    }
+    bytes[at..]
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .map(|i| at + i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accepted(line: &str) -> bool {
+        check(line.as_bytes()).is_some()
+    }
+
+    #[test]
+    fn recognizes_what_eventfold_writes() {
+        assert_eq!(
+            check(br#"{"type":"a","data":{"x":[1,-2.5e-3,true,null,"q\"\u0001"]},"ts":1,"seq":7}"#),
+            Some(Some(7))
+        );
+        assert_eq!(check(br#"{"type":"a","data":null,"ts":1}"#), Some(None));
+        assert!(accepted(
+            r#"{"type":"a","data":{},"ts":1,"id":"x","meta":{"k":[]},"seq":0}"#
+        ));
+        assert!(accepted(r#"{"type":"é","data":"日本","ts":1,"seq":0}"#));
+    }
+
+    #[test]
+    fn finds_the_first_special_byte_wherever_it_is() {
+        for special in [b'"', b'\\', 0x00, 0x1f] {
+            for len in 0..40 {
+                for at in 0..=len {
+                    let mut bytes = vec![b'a'; len];
+                    bytes.extend_from_slice("é".as_bytes());
+                    if at < len {
+                        bytes[at] = special;
+                    }
+                    let expected = (at < len).then_some(at);
+                    assert_eq!(special_byte(&bytes), expected, "{special} at {at} of {len}");
+                }
+            }
+        }
+        assert_eq!(
+            special_byte(&[0x7f, 0x80, 0xff, 0x20, 0x21, 0x23, 0x5b, 0x5d, b'"']),
+            Some(8)
+        );
+    }
+
+    #[test]
+    fn leaves_everything_else_to_the_full_check() {
+        for line in [
+            r#"{"type":"a","data":1e999,"ts":1,"seq":0}"#,
+            r#"{"type":"a","data":1234567890123456789012,"ts":1,"seq":0}"#,
+            r#"{"type":"a","data":"\ud800","ts":1,"seq":0}"#,
+            r#"{"type":"a","data":{"\u0024serde_json::private::RawValue":"1"},"ts":1}"#,
+            r#"{"type":"a","data":{"$serde_json::private::RawValue":"1"},"ts":1,"seq":0}"#,
+            r#"{"type":"a", "data":1,"ts":1,"seq":0}"#,
+            r#"{"data":1,"type":"a","ts":1,"seq":0}"#,
+            r#"{"type":"a","data":01,"ts":1,"seq":0}"#,
+            r#"{"type":"a","data":[1,],"ts":1,"seq":0}"#,
+            r#"{"type":"a","data":1,"ts":-1,"seq":0}"#,
+            r#"{"type":"a","data":1,"ts":1,"seq":0,"x":1}"#,
+            r#"{"type":"a","data":1,"ts":1,"seq":0}x"#,
+            r#"{"type":"a","data":1,"ts":1,"meta":[],"seq":0}"#,
+        ] {
+            assert!(!accepted(line), "{line}");
+        }
+        assert!(check(b"{\"type\":\"\xff\",\"data\":1,\"ts\":1}").is_none());
+        let deep = format!(
+            r#"{{"type":"a","data":{}1{},"ts":1}}"#,
+            "[".repeat(MAX_NESTING + 1),
+            "]".repeat(MAX_NESTING + 1)
+        );
+        assert!(!accepted(&deep));
+    }
+}
