@@ -14,8 +14,8 @@
 //!
 //! What makes a line of this shape certainly acceptable:
 //!
-//! - the whole line is valid UTF-8 (so is every string in it, since JSON's
-//!   structure is ASCII and UTF-8 never hides an ASCII byte);
+//! - every string is valid UTF-8 (and the rest of the line is ASCII, as
+//!   the grammar below allows nothing else);
 //! - strings hold no control character and only the escapes `\"`, `\\`,
 //!   `\/`, `\b`, `\f`, `\n`, `\r`, `\t`, and `\u0000` to `\u001F` (so
 //!   that no escape spells a surrogate, or a character of the reserved
@@ -38,7 +38,8 @@ pub(crate) const MAX_NESTING: usize = 100;
 /// certainly accepted by the reader: `Some(seq)` (`seq` `None` for a line
 /// without one), or `None` when the full check must decide.
 pub(crate) fn check(line: &[u8]) -> Option<Option<u64>> {
-    std::str::from_utf8(line).ok()?;
+    // Outside strings the grammar below allows only ASCII; strings with
+    // other bytes are checked as UTF-8 one by one.
     let mut p = Parser { line, at: 0 };
     p.literal(b"{\"type\":")?;
     p.string()?;
@@ -91,13 +92,18 @@ impl Parser<'_> {
         }
         self.at += 1;
         let start = self.at;
+        let mut ascii = true;
         loop {
             let rest = self.line.get(self.at..)?;
-            let i = special_byte(rest)?;
+            let (i, plain_ascii) = special_byte(rest)?;
+            ascii &= plain_ascii;
             self.at += i;
             match rest[i] {
                 b'"' => {
                     let content = &self.line[start..self.at];
+                    if !ascii {
+                        std::str::from_utf8(content).ok()?;
+                    }
                     self.at += 1;
                     return Some(content);
                 }
@@ -263,33 +269,89 @@ impl Parser<'_> {
 }
 
 /// The index of the first byte of `bytes` that ends a run of plain string
-/// content: a quote, a backslash or a control character. Looks at eight
-/// bytes at a time.
+/// content: a quote, a backslash or a control character; and whether the
+/// run before it is all ASCII. Looks at eight bytes at a time.
 #[inline]
-fn special_byte(bytes: &[u8]) -> Option<usize> {
+fn special_byte(bytes: &[u8]) -> Option<(usize, bool)> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
     let mut at = 0;
-    let mut words = bytes.chunks_exact(8);
-    for word in words.by_ref() {
+    let mut high = 0;
+    for word in bytes.chunks_exact(8) {
         let v = u64::from_le_bytes(word.try_into().expect("eight bytes"));
         // A byte below 0x20, or equal to '"' (0x22) or '\\' (0x5C).
         let below = v.wrapping_sub(ONES * 0x20) & !v & HIGHS;
         if below | has_zero(v ^ (ONES * 0x22)) | has_zero(v ^ (ONES * 0x5C)) != 0 {
             break;
         }
+        high |= v & HIGHS;
         at += 8;
     }
-    bytes[at..]
-        .iter()
-        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-        .map(|i| at + i)
+    let i = at
+        + bytes[at..]
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+    let ascii = high == 0 && bytes[at..i].is_ascii();
+    Some((i, ascii))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::StoredLine;
+    use proptest::prelude::*;
+
+    /// What the reader makes of `line`: its `seq`, or `None` if it refuses it.
+    fn reader_accepts(line: &[u8]) -> Option<Option<u64>> {
+        serde_json::from_slice::<StoredLine>(line)
+            .ok()
+            .map(|l| l.seq)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Whatever bytes a line of eventfold's shape is edited into, a
+        /// line this check accepts is one the reader accepts, with the same
+        /// `seq`.
+        #[test]
+        fn never_accepts_what_the_reader_refuses(
+            base in 0..4_usize,
+            edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+        ) {
+            let bases: [&[u8]; 4] = [
+                br#"{"type":"x","data":{"s":"a\u0001\"b","n":[1.5e3,-2,true,null,{}]},"ts":9,"seq":3}"#,
+                br#"{"type":"t","data":[0,-0.5,12345678901234567,9e299],"ts":1,"id":"i","meta":{"k":"v"},"seq":18446744073709551}"#,
+                "{\"type\":\"é\",\"data\":\"日本\\\\\",\"ts\":0}".as_bytes(),
+                br#"{"type":"a","data":{"$serde_json::private::RawValu":"1"},"ts":1,"seq":0}"#,
+            ];
+            let mut line = bases[base].to_vec();
+            prop_assert!(check(&line).is_some(), "the base line is recognized");
+            for (at, byte) in edits {
+                let i = at.index(line.len());
+                line[i] = byte;
+            }
+            if let Some(seq) = check(&line) {
+                prop_assert_eq!(reader_accepts(&line), Some(seq), "{}", String::from_utf8_lossy(&line));
+            }
+        }
+
+        /// Numbers: every number this check accepts parses, as the reader
+        /// parses data, to a finite value.
+        #[test]
+        fn accepted_numbers_are_in_range(
+            int in "-?(0|[1-9][0-9]{0,19})",
+            frac in "(\\.[0-9]{1,5})?",
+            exp in "([eE][+-]?[0-9]{1,4})?",
+        ) {
+            let number = format!("{int}{frac}{exp}");
+            let line = format!(r#"{{"type":"n","data":{number},"ts":1}}"#);
+            if check(line.as_bytes()).is_some() {
+                prop_assert!(reader_accepts(line.as_bytes()).is_some(), "{}", number);
+            }
+        }
+    }
 
     fn accepted(line: &str) -> bool {
         check(line.as_bytes()).is_some()
@@ -318,15 +380,17 @@ mod tests {
                     if at < len {
                         bytes[at] = special;
                     }
-                    let expected = (at < len).then_some(at);
+                    let expected = (at < len).then_some((at, true));
                     assert_eq!(special_byte(&bytes), expected, "{special} at {at} of {len}");
                 }
             }
         }
         assert_eq!(
             special_byte(&[0x7f, 0x80, 0xff, 0x20, 0x21, 0x23, 0x5b, 0x5d, b'"']),
-            Some(8)
+            Some((8, false))
         );
+        assert_eq!(special_byte(b"0123456789\xc3\xa9\""), Some((12, false)));
+        assert_eq!(special_byte(b"0123456789\""), Some((10, true)));
     }
 
     #[test]

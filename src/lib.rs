@@ -13,6 +13,11 @@
 //! Old history is rotated into `archive.jsonl.zst`, a series of zstd frames
 //! that only new or rebuilt views ever read.
 //!
+//! One process writes a directory; threads in it can share the writer as
+//! a [`SharedLog`], whose appends share syncs (group commit). Any number of
+//! processes can read it at the same time with an [`EventReader`], which
+//! takes no lock, writes nothing and can follow the log as it grows.
+//!
 //! ```
 //! use eventfold::{Event, EventLog};
 //! use serde::{Deserialize, Serialize};

@@ -45,10 +45,12 @@ use crate::view::{AnyView, ReduceFn, ReduceSeqFn, View};
 /// [`refresh_all`](EventLog::refresh_all)). Refreshing is always explicit:
 /// `view` does no I/O. Only one `EventLog` may have a directory open at a
 /// time, in any process: `open` takes an exclusive lock (`flock`) on the
-/// directory, and a second open gets [`Error::Locked`].
+/// directory, and a second open gets [`Error::Locked`]. Any number of
+/// [`EventReader`]s can read the directory beside it, in any process.
 ///
 /// `EventLog` is `Send`: to share it between threads or request handlers,
-/// put it in an `Arc<Mutex<EventLog>>`.
+/// turn it into a [`SharedLog`](crate::SharedLog) (group commit: threads
+/// appending at once share syncs), or put it in an `Arc<Mutex<EventLog>>`.
 ///
 /// # Examples
 ///

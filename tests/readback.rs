@@ -274,7 +274,52 @@ fn rotation_refuses_every_line_the_reader_refuses() {
             other => panic!("{shown}: expected Corrupt, got {other:?}"),
         }
         assert!(!dir.path().join("archive.jsonl.zst").exists(), "{shown}");
+        assert!(!dir.path().join("rotation.json").exists(), "{shown}");
     }
+}
+
+/// The damaged line is found on a second thread while the rotation
+/// compresses: the frames already appended to an existing archive are
+/// cut off again, and every file is as it was.
+#[test]
+fn a_damaged_line_found_while_compressing_leaves_every_file_as_it_was() {
+    let dir = test_dir();
+    {
+        let mut log = EventLog::open(dir.path()).unwrap();
+        append_numbered(&mut log, 0..50);
+        log.rotate().unwrap();
+        append_numbered(&mut log, 50..3000);
+    }
+    // A line in the middle, damaged after it was written.
+    let path = dir.path().join("app.jsonl");
+    let text = fs::read_to_string(&path).unwrap();
+    let damaged = text.replacen(r#"{"n":1500}"#, r#"{"n":1e999}"#, 1);
+    assert_ne!(text, damaged);
+    fs::write(&path, &damaged).unwrap();
+    let before = dir_contents(dir.path());
+    let mut log = EventLog::open(dir.path()).unwrap();
+    let offset = damaged
+        .find("1e999")
+        .map(|i| damaged[..i].rfind('\n').unwrap() + 1);
+    match log.rotate() {
+        Err(Error::Corrupt {
+            path: p,
+            offset: at,
+            ..
+        }) => {
+            assert_eq!(p, path);
+            assert_eq!(Some(at as usize), offset);
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    assert!(!log.is_poisoned(), "the roll-back succeeded");
+    drop(log);
+    let mut after = dir_contents(dir.path());
+    let mut before = before;
+    // The writer's record of the committed end is rewritten on open.
+    after.remove(std::path::Path::new("app.jsonl.committed"));
+    before.remove(std::path::Path::new("app.jsonl.committed"));
+    assert_eq!(after, before, "every file as it was");
 }
 
 /// And the check accepts what the reader accepts, including serde_json's
