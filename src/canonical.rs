@@ -28,7 +28,12 @@
 //!   reserved raw-value key;
 //! - `ts` and `seq` are integers of at most 19 digits.
 
+use std::io::{self, Read};
+
 use crate::event::RESERVED_KEY;
+
+/// How much of the log [`check_lines`] reads at a time.
+const CHUNK: usize = 1024 * 1024;
 
 /// How deep the `data` and `meta` values may nest and still be recognized
 /// here; deeper ones go to the full check.
@@ -38,30 +43,100 @@ pub(crate) const MAX_NESTING: usize = 100;
 /// certainly accepted by the reader: `Some(seq)` (`seq` `None` for a line
 /// without one), or `None` when the full check must decide.
 pub(crate) fn check(line: &[u8]) -> Option<Option<u64>> {
-    // Outside strings the grammar below allows only ASCII; strings with
-    // other bytes are checked as UTF-8 one by one.
     let mut p = Parser { line, at: 0 };
-    p.literal(b"{\"type\":")?;
-    p.string()?;
-    p.literal(b",\"data\":")?;
-    p.value(0)?;
-    p.literal(b",\"ts\":")?;
-    p.integer(19)?;
-    if p.literal(b",\"id\":").is_some() {
-        p.string()?;
-    }
-    if p.literal(b",\"meta\":").is_some() {
-        if p.peek()? != b'{' {
-            return None;
-        }
-        p.value(0)?;
-    }
-    let seq = match p.literal(b",\"seq\":") {
-        Some(()) => Some(p.integer(19)?),
-        None => None,
-    };
-    p.literal(b"}")?;
+    let seq = p.line()?;
     (p.at == line.len()).then_some(seq)
+}
+
+impl Parser<'_> {
+    /// A line of eventfold's shape, from its start to its closing brace.
+    /// Outside strings the grammar allows only ASCII; strings with other
+    /// bytes are checked as UTF-8 one by one.
+    fn line(&mut self) -> Option<Option<u64>> {
+        let p = self;
+        p.literal(b"{\"type\":")?;
+        p.string()?;
+        p.literal(b",\"data\":")?;
+        p.value(0)?;
+        p.literal(b",\"ts\":")?;
+        p.integer(19)?;
+        if p.literal(b",\"id\":").is_some() {
+            p.string()?;
+        }
+        if p.literal(b",\"meta\":").is_some() {
+            if p.peek()? != b'{' {
+                return None;
+            }
+            p.value(0)?;
+        }
+        let seq = match p.literal(b",\"seq\":") {
+            Some(()) => Some(p.integer(19)?),
+            None => None,
+        };
+        p.literal(b"}")?;
+        Some(seq)
+    }
+}
+
+/// Checks the lines of `reader`, positioned at a line start whose line is
+/// event `seq`, up to `len` bytes: as far as they are of eventfold's shape
+/// and numbered in order (a line without a `seq` takes its place's).
+/// Returns how many bytes that is, and the sequence number of the line
+/// there: the first line the full check must look at (or the end).
+pub(crate) fn check_lines(reader: &mut impl Read, len: u64, seq: u64) -> io::Result<(u64, u64)> {
+    let mut buf = vec![0; CHUNK];
+    // Bytes of `buf` read and not yet checked: `buf[at..filled]`.
+    let (mut at, mut filled) = (0, 0);
+    // Where `buf[0]` is in the log, and how much of it is read.
+    let (mut base, mut read) = (0_u64, 0_u64);
+    let mut seq = seq;
+    loop {
+        let rest = &buf[at..filled];
+        let line = match check_first(rest) {
+            Some((line_len, found)) => {
+                let numbered = match found {
+                    Some(found) => found == seq,
+                    None => true,
+                };
+                (numbered && seq < u64::MAX).then_some(line_len)
+            }
+            None => None,
+        };
+        if let Some(line_len) = line {
+            at += line_len;
+            seq += 1;
+            continue;
+        }
+        // Not of the shape, or not yet read whole: read on, unless the
+        // line is whole (it is for the full check) or the log is read.
+        let whole = rest.contains(&b'\n');
+        if whole || read == len {
+            return Ok((base + at as u64, seq));
+        }
+        buf.copy_within(at..filled, 0);
+        base += at as u64;
+        filled -= at;
+        at = 0;
+        if filled == buf.len() {
+            // A line longer than the buffer: the full check reads it.
+            return Ok((base, seq));
+        }
+        let want = (buf.len() - filled).min((len - read) as usize);
+        let n = reader.read(&mut buf[filled..filled + want])?;
+        if n == 0 {
+            return Ok((base, seq));
+        }
+        filled += n;
+        read += n as u64;
+    }
+}
+
+/// The first line of `bytes`, if it is whole and of eventfold's shape:
+/// its length with its newline, and its `seq`.
+fn check_first(bytes: &[u8]) -> Option<(usize, Option<u64>)> {
+    let mut p = Parser { line: bytes, at: 0 };
+    let seq = p.line()?;
+    (p.peek()? == b'\n').then_some((p.at + 1, seq))
 }
 
 struct Parser<'a> {
@@ -391,6 +466,67 @@ mod tests {
         );
         assert_eq!(special_byte(b"0123456789\xc3\xa9\""), Some((12, false)));
         assert_eq!(special_byte(b"0123456789\""), Some((10, true)));
+    }
+
+    /// The log of `lines`, each with its newline, and where each starts.
+    fn log_of(lines: &[String]) -> (Vec<u8>, Vec<u64>) {
+        let mut bytes = Vec::new();
+        let mut starts = Vec::new();
+        for line in lines {
+            starts.push(bytes.len() as u64);
+            bytes.extend_from_slice(line.as_bytes());
+            bytes.push(b'\n');
+        }
+        (bytes, starts)
+    }
+
+    fn numbered(seq: u64, pad: usize) -> String {
+        format!(
+            r#"{{"type":"n","data":{{"pad":"{}"}},"ts":1,"seq":{seq}}}"#,
+            "x".repeat(pad)
+        )
+    }
+
+    #[test]
+    fn check_lines_stops_at_the_first_line_the_full_check_must_see() {
+        // Lines across several chunks, then one of another shape.
+        let mut lines: Vec<String> = (0..3000)
+            .map(|n| numbered(n + 5, 700 + n as usize % 9))
+            .collect();
+        let (bytes, _) = log_of(&lines);
+        let len = bytes.len() as u64;
+        assert!(len > 2 * CHUNK as u64);
+        assert_eq!(check_lines(&mut &bytes[..], len, 5).unwrap(), (len, 3005));
+        lines[2000] = r#"{"type":"n", "data":1,"ts":1,"seq":2005}"#.to_owned();
+        let (bytes, starts) = log_of(&lines);
+        let len = bytes.len() as u64;
+        assert_eq!(
+            check_lines(&mut &bytes[..], len, 5).unwrap(),
+            (starts[2000], 2005)
+        );
+        // A line out of order.
+        lines[2000] = numbered(9999, 1);
+        let (bytes, starts) = log_of(&lines);
+        assert_eq!(
+            check_lines(&mut &bytes[..], bytes.len() as u64, 5).unwrap(),
+            (starts[2000], 2005)
+        );
+        // A line longer than a chunk.
+        lines[2000] = numbered(2005, CHUNK + 10);
+        let (bytes, starts) = log_of(&lines);
+        assert_eq!(
+            check_lines(&mut &bytes[..], bytes.len() as u64, 5).unwrap(),
+            (starts[2000], 2005)
+        );
+        // Lines from before sequence numbers take their place's.
+        let legacy: Vec<String> = (0..10)
+            .map(|_| r#"{"type":"n","data":1,"ts":1}"#.to_owned())
+            .collect();
+        let (bytes, _) = log_of(&legacy);
+        assert_eq!(
+            check_lines(&mut &bytes[..], bytes.len() as u64, 0).unwrap(),
+            (bytes.len() as u64, 10)
+        );
     }
 
     #[test]

@@ -16,13 +16,14 @@
 //!    synced; C guards the two numbers recovery acts on);
 //! 3. append `app.jsonl` as zstd frames to the archive and sync it. Meanwhile
 //!    a second thread checks that every line this log has not written or
-//!    read is a valid event, numbered in order; if one is not, the
-//!    rotation is rolled back as recovery does it (the frames cut off, the
-//!    record removed) and the error returned, the files as they were.
-//!    Then delete any snapshot that is not at `M` with the hash of the
-//!    log's last line: it could not follow the bytes into the archive;
+//!    read is a valid event, numbered in order (until step 4 is done); if
+//!    one is not, the rotation is rolled back as recovery does it (the
+//!    frames and their index lines cut off, the record removed) and the error returned, the files as they were;
 //! 4. append the frame's line to the archive index,
 //!    `archive.index.jsonl` (see [`index`](crate::index)), and sync it;
+//!    then, once the check is done, delete any snapshot that is not at `M`
+//!    with the hash of the log's last line: it could not follow the bytes
+//!    into the archive;
 //! 5. empty `app.jsonl`: an empty `app.jsonl.tmp`, synced, renamed over it,
 //!    directory synced (when `app.jsonl` is a symbolic link, the file it
 //!    leads to is truncated and synced instead);
@@ -57,11 +58,12 @@ use std::thread;
 
 use serde::{Deserialize, Serialize};
 
+use crate::canonical;
 use crate::durable;
 use crate::error::{Error, IoContext, Result};
 use crate::frames::{self, FrameTail};
 use crate::history::{History, Paths};
-use crate::index::{self, Index};
+use crate::index::Index;
 use crate::lines::READ_BUF;
 use crate::snapshot;
 
@@ -164,16 +166,16 @@ pub(crate) fn rotate(history: &mut History, file: &mut File, checked_len: &mut u
     Ok(())
 }
 
-/// What steps 2 and 3 wrote, for the rest of the rotation.
+/// What steps 2 to 4 wrote, for the rest of the rotation.
 struct Written {
     intent: Intent,
     archive_len: u64,
+    /// The index with the new frames.
     index: Index,
-    entries: Vec<index::FrameEntry>,
 }
 
-/// Steps 2 and 3 of a rotation (see the module docs): the intent record,
-/// then the frames, synced.
+/// Steps 2 to 4 of a rotation (see the module docs): the intent record,
+/// the frames (synced), their lines in the index (synced).
 fn write_archive(history: &History) -> Result<Written> {
     let paths = &history.paths;
     let intent = Intent::new(history.archive_len, history.len);
@@ -187,7 +189,7 @@ fn write_archive(history: &History) -> Result<Written> {
 
     // The index in memory changes only once the rotation is done: until
     // then a failure leaves this log reading the files as they were.
-    let index = history.index.clone();
+    let mut index = history.index.clone();
     let entries = index.next_frames(intent.archive_len, &frames);
     let counted: u64 = entries.iter().map(|f| f.events).sum();
     let expected = history.next_seq - history.base_seq();
@@ -212,11 +214,11 @@ fn write_archive(history: &History) -> Result<Written> {
             ),
         ));
     }
+    index.append(&paths.index, &entries)?;
     Ok(Written {
         intent,
         archive_len,
         index,
-        entries,
     })
 }
 
@@ -236,19 +238,17 @@ fn undo(history: &mut History, e: Error) -> Error {
     e
 }
 
-/// Steps 4 to 7 of a rotation (see the module docs), with step 1's
-/// removal of the snapshots that cannot follow the log into the archive.
+/// Steps 5 to 7 of a rotation (see the module docs), after the removal of
+/// the snapshots that cannot follow the log into the archive.
 fn finish(history: &mut History, file: &mut File, written: Written) -> Result<()> {
     let paths = history.paths.clone();
     let Written {
         intent,
         archive_len,
-        mut index,
-        entries,
+        index,
     } = written;
     let last_hash = history.hash_before(history.len)?.unwrap_or_default();
     snapshot::prune_before_rotation(&paths.views, history.len, &last_hash, history.archive_len)?;
-    index.append(&paths.index, &entries)?;
 
     check_unchanged_len(history, file)?;
     empty_active_log(&paths, file)?;
@@ -384,32 +384,43 @@ fn count_lines(bytes: &[u8]) -> u64 {
 /// wrote itself, or already read in full (the first `checked_len` bytes),
 /// are not read again.
 fn check_active_log(history: &History, checked_len: &mut u64) -> Result<()> {
+    if *checked_len >= history.len {
+        return Ok(());
+    }
+    let path = &history.paths.log;
+    let seq = match *checked_len {
+        0 => history.base_seq(),
+        at => history.seq_at(at)?,
+    };
+    // Lines of the shape eventfold writes are checked quickly; the full
+    // check reads from the first line that is not (if any).
+    let mut file = File::open(path).at(path)?;
+    file.seek(io::SeekFrom::Start(*checked_len)).at(path)?;
+    let unchecked = history.len - *checked_len;
+    let (quick, seq) =
+        canonical::check_lines(&mut file.take(unchecked), unchecked, seq).at(path)?;
+    *checked_len += quick;
+    let mut next = Some(seq);
     if *checked_len < history.len {
-        let seq = match *checked_len {
-            0 => history.base_seq(),
-            at => history.seq_at(at)?,
-        };
-        let seq = Some(seq);
-        let mut lines = history.active_lines(*checked_len, seq)?;
+        let mut lines = history.active_lines(*checked_len, next)?;
         while let Some(end) = lines.next_valid()? {
             *checked_len = end;
         }
-        if let Some(next) = lines.next_seq()
-            && next != history.next_seq
-        {
-            return Err(Error::corrupt(
-                &history.paths.log,
-                history.len,
-                format!(
-                    "the file ends with event {} of the history, but this log counted {}: \
-                     another program changed it",
-                    next - 1,
-                    history.next_seq - 1
-                ),
-            ));
-        }
+        next = lines.next_seq();
     }
-    Ok(())
+    match next {
+        Some(next) if next != history.next_seq => Err(Error::corrupt(
+            path,
+            history.len,
+            format!(
+                "the file ends with event {} of the history, but this log counted {}: \
+                 another program changed it",
+                next.wrapping_sub(1),
+                history.next_seq.wrapping_sub(1)
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The active log must still have exactly the length this log wrote:
@@ -521,7 +532,9 @@ pub(crate) fn recover(paths: &Paths) -> Result<()> {
             check_partial_frame(&archive_path, intent.archive_len, log_path, intent.log_len)?;
         }
         if intent.archive_len == 0 {
+            // No archive before: no index either.
             durable::remove_file(&archive_path)?;
+            durable::remove_file(&paths.index)?;
         } else if archive_len > intent.archive_len {
             let archive = OpenOptions::new()
                 .write(true)

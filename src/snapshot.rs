@@ -494,27 +494,36 @@ pub(crate) fn shift_after_rotation(
     rotated_len: u64,
     archive_len: u64,
 ) -> Result<()> {
-    for_each_snapshot(views_dir, |path, snap| match snap {
-        Some(snap) if snap.offset == rotated_len => {
-            let moved = ViewSnapshot {
-                state: snap.state,
-                offset: 0,
-                hash: String::new(),
-                archive_len: Some(archive_len),
-                seq: snap.seq,
-                checksum: None,
-            };
-            match moved.write(path, false) {
-                Ok(_) => Ok(()),
-                // A file written by hand just under the limit, which the
-                // added keys push over it: a cache, dropped.
-                Err(Error::SnapshotTooLarge { .. }) => fs::remove_file(path).at(path),
-                Err(e) => Err(e),
+    let mut changed = false;
+    for_each_snapshot(views_dir, |path, snap| {
+        let changes = match snap {
+            Some(snap) if snap.offset == rotated_len => {
+                let moved = ViewSnapshot {
+                    state: snap.state,
+                    offset: 0,
+                    hash: String::new(),
+                    archive_len: Some(archive_len),
+                    seq: snap.seq,
+                    checksum: None,
+                };
+                match moved.write(path, false) {
+                    Ok(_) => Ok(()),
+                    // A file written by hand just under the limit, which the
+                    // added keys push over it: a cache, dropped.
+                    Err(Error::SnapshotTooLarge { .. }) => fs::remove_file(path).at(path),
+                    Err(e) => Err(e),
+                }
             }
-        }
-        Some(snap) if snap.offset == 0 => Ok(()),
-        _ => fs::remove_file(path).at(path),
+            Some(snap) if snap.offset == 0 => return Ok(()),
+            _ => fs::remove_file(path).at(path),
+        };
+        changed = true;
+        changes
     })?;
-    // One directory sync makes every rename and removal above durable.
-    durable::sync_dir(views_dir)
+    // One directory sync makes every rename and removal above durable
+    // (none is needed when nothing changed).
+    if changed {
+        durable::sync_dir(views_dir)?;
+    }
+    Ok(())
 }
