@@ -309,6 +309,57 @@ pub(crate) fn write_atomic_nosync_dir(path: &Path, bytes: &[u8]) -> Result<()> {
     result
 }
 
+/// Replaces the file at `path`, whose metadata is `old`, by an empty file
+/// with the same permissions, atomically and durably: an empty file is
+/// created beside it (exclusively, after removing whatever was at its
+/// name), given the old file's permissions, synced and renamed over
+/// `path`, and the directory is synced. Returns `false`, changing nothing,
+/// when the new file could not be the same to others: the old one has
+/// other hard links, or another owner or group than a file this process
+/// creates (the caller then truncates the file instead).
+pub(crate) fn replace_with_empty(path: &Path, old: &Metadata) -> Result<bool> {
+    #[cfg(unix)]
+    if std::os::unix::fs::MetadataExt::nlink(old) > 1 {
+        return Ok(false);
+    }
+    let tmp = tmp_path(path);
+    match fs::remove_file(&tmp) {
+        Ok(()) => ::log::warn!(
+            "eventfold: removed {}, which was in the way of a write",
+            tmp.display()
+        ),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(&tmp, e)),
+    }
+    let result = (|| -> Result<bool> {
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .at(&tmp)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let new = file.metadata().at(&tmp)?;
+            if (new.uid(), new.gid()) != (old.uid(), old.gid()) {
+                return Ok(false);
+            }
+        }
+        file.set_permissions(old.permissions()).at(&tmp)?;
+        file.sync_all().at(&tmp)?;
+        fs::rename(&tmp, path).at(path)?;
+        Ok(true)
+    })();
+    if !matches!(result, Ok(true)) {
+        let _ = fs::remove_file(&tmp);
+    }
+    if result? {
+        sync_dir(parent_of(path))?;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
 /// Removes `path` durably. A missing file is not an error.
 pub(crate) fn remove_file(path: &Path) -> Result<()> {
     match fs::remove_file(path) {

@@ -672,12 +672,20 @@ impl EventLog {
                 }
             })
             .collect();
-        let events = next - self.history.next_seq;
+        let start = self.history.next_seq;
+        let events = next - start;
         if events > 0
             && let Err(e) = self.write_synced(&lines, events)
         {
+            // Nothing of the group is in the log: a conflict with an append
+            // of the group is no conflict, and fails as the write did.
             for result in &mut results {
-                if result.is_ok() {
+                let undone = match result {
+                    Ok(_) => true,
+                    Err(Error::Conflict { actual, .. }) => *actual != start,
+                    Err(_) => false,
+                };
+                if undone {
                     *result = Err(e.copy());
                 }
             }

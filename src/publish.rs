@@ -271,7 +271,8 @@ pub(crate) enum Reading {
     /// its history.
     Absent,
     /// A record that does not parse or fails its checksum: an update was
-    /// caught half written (read again), or the file was damaged.
+    /// caught half written (read again), or the file was damaged (if it
+    /// stays so, a reader takes it as absent).
     Torn,
     /// The writer's last publication.
     Committed(Committed),
@@ -282,6 +283,11 @@ pub(crate) fn read(path: &Path) -> Result<Reading> {
     let Some(bytes) = durable::read_regular(path, durable::MAX_RECORD)? else {
         return Ok(Reading::Absent);
     };
+    // Empty, or zeros: created and never written, or a power cut lost its
+    // unsynced content. Nothing was published that survived.
+    if bytes.iter().all(|&b| b == 0 || b.is_ascii_whitespace()) {
+        return Ok(Reading::Absent);
+    }
     let Ok(record) = serde_json::from_slice::<Record>(bytes.trim_ascii()) else {
         return Ok(Reading::Torn);
     };

@@ -352,9 +352,14 @@ impl EventReader {
     pub fn wait_for(&self, seq: u64, timeout: Duration) -> Result<u64> {
         let deadline = Instant::now().checked_add(timeout);
         if let Some(notifier) = &self.inner.notifier
-            && let Some(next) = notifier.wait_past(seq, deadline)
+            && notifier.wait_past(seq, deadline).is_some()
         {
-            return Ok(next);
+            // The files say the same, unless the writer could not update
+            // its record: then wait as a reader in another process does.
+            let next = self.next_seq()?;
+            if next > seq || deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(next);
+            }
         }
         let watch = self.watch();
         loop {
@@ -460,7 +465,9 @@ impl EventReader {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let outcome = self.try_observe();
+            // A record still torn after many looks is not being written:
+            // it was damaged, and is taken as absent.
+            let outcome = self.try_observe(attempt > ATTEMPTS / 2);
             let retry = match outcome {
                 Ok(Observed::Ready(history)) => {
                     let seen = self.inner.seen.load(Ordering::Relaxed);
@@ -493,9 +500,12 @@ impl EventReader {
     }
 
     /// One look at the files.
-    fn try_observe(&self) -> Result<Observed> {
+    fn try_observe(&self, torn_is_absent: bool) -> Result<Observed> {
         let paths = &self.inner.paths;
-        let before = publish::read(&paths.dir.join(COMMITTED_FILE))?;
+        let before = match publish::read(&paths.dir.join(COMMITTED_FILE))? {
+            Reading::Torn if torn_is_absent => Reading::Absent,
+            reading => reading,
+        };
         let pending = rotation::pending(paths)?;
         let mut file = match File::open(&paths.log) {
             Ok(file) => Some(file),

@@ -142,9 +142,21 @@ pub(crate) fn rotate(history: &mut History, file: &mut File, checked_len: &mut u
             scope.spawn(move || check_active_log(history, &mut checked).map(|()| checked))
         });
         let written = write_archive(history);
-        let checked = check.map(|check| check.join().unwrap_or_else(|p| panic::resume_unwind(p)));
-        (written, checked)
+        (written, check.map(|check| check.join()))
     });
+    let written = match written {
+        // The check panicked (no damage in a file can make it): the
+        // rotation is taken back before the panic goes on.
+        (written, Some(Err(panicked))) => {
+            if written.is_ok() {
+                let e = Error::corrupt(&history.paths.log, *checked_len, "the check panicked");
+                undo(history, e);
+            }
+            panic::resume_unwind(panicked)
+        }
+        (written, Some(Ok(checked))) => (written, Some(checked)),
+        (written, None) => (written, None),
+    };
     let written = match written {
         (Err(e), _) => Err(e),
         // A line is damaged: the frames written so far are taken back.
@@ -266,21 +278,18 @@ fn finish(history: &mut History, file: &mut File, written: Written) -> Result<()
 /// free its blocks and drop its cached pages during the pause, a
 /// noticeable part of it for a large log, where the rename defers that
 /// work to the closing of the old file, which another thread does. A
-/// reader that has the old file open goes on reading it as it was. When
-/// `app.jsonl` is a symbolic link (the user's choice, to keep it
-/// elsewhere), the file it leads to is truncated instead, so that the
-/// link stays.
+/// reader that has the old file open goes on reading it as it was. The
+/// new file gets the old one's permissions. When `app.jsonl` is a
+/// symbolic link (the user's choice, to keep it elsewhere), has other hard
+/// links, or has another owner or group than the files this process
+/// creates, the file is truncated instead, so that all of that stays.
 fn empty_active_log(paths: &Paths, file: &mut File) -> Result<()> {
     let path = &paths.log;
-    if fs::symlink_metadata(path)
-        .at(path)?
-        .file_type()
-        .is_symlink()
-    {
+    let metadata = fs::symlink_metadata(path).at(path)?;
+    if metadata.file_type().is_symlink() || !durable::replace_with_empty(path, &metadata)? {
         file.set_len(0).at(path)?;
         return file.sync_all().at(path);
     }
-    durable::write_atomic(path, b"")?;
     let old = std::mem::replace(file, durable::open_append(path)?);
     // Closing the old file frees its blocks: not in the pause.
     let closer = thread::Builder::new().name("eventfold-close".to_owned());

@@ -238,7 +238,9 @@ impl SharedLog {
     /// Lends the log itself to `f`, once no group is being written: to
     /// refresh and read views, read events, rotate or recover. Appends
     /// from other threads wait meanwhile (and are then committed
-    /// together).
+    /// together). Inside `f`, use the log it is given: a call to this
+    /// `SharedLog` (or a clone) from `f` would wait for `f` to return, for
+    /// ever.
     ///
     /// # Examples
     ///

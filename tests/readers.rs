@@ -161,6 +161,24 @@ fn a_reader_never_sees_bytes_the_writer_did_not_acknowledge() {
 }
 
 #[test]
+fn a_damaged_or_empty_record_of_the_writer_is_taken_as_absent() {
+    let _guard = in_process_test();
+    let dir = test_dir();
+    {
+        let mut log = EventLog::open(dir.path()).unwrap();
+        append_numbered(&mut log, 0..4);
+    }
+    let record = dir.path().join("app.jsonl.committed");
+    // Zeros, as a power cut can leave a file whose content was never
+    // synced; nothing; and bytes that never parse.
+    for damage in [vec![0; 160], Vec::new(), b"{\"base\":0,\"le".to_vec()] {
+        fs::write(&record, &damage).unwrap();
+        let reader = EventReader::open(dir.path()).unwrap();
+        assert_eq!(read_numbers(&reader, 0), [0, 1, 2, 3], "{damage:?}");
+    }
+}
+
+#[test]
 fn waiting_wakes_on_an_append_in_this_process_and_in_another() {
     let _guard = in_process_test();
     let dir = test_dir();

@@ -502,3 +502,38 @@ fn rotation_keeps_snapshot_state_text_exactly() {
         .unwrap();
     assert_eq!(*log.view::<u128>("big").unwrap(), 3 * u128::from(u64::MAX));
 }
+
+/// Rotation empties `app.jsonl` by renaming an empty file over it: the new
+/// file keeps the old one's permissions (a reader in another account may
+/// depend on them), and a hard link to the log stays the log.
+#[cfg(unix)]
+#[test]
+fn the_emptied_log_keeps_its_permissions_and_its_links() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = test_dir();
+    let log_path = dir.path().join(LOG);
+    let mut log = EventLog::open(dir.path()).unwrap();
+    append_numbered(&mut log, 0..5);
+    fs::set_permissions(&log_path, fs::Permissions::from_mode(0o640)).unwrap();
+    log.rotate().unwrap();
+    let mode = fs::metadata(&log_path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640);
+    assert_eq!(file_size(&log_path), 0);
+
+    let link = dir.path().join("hard-link-to-the-log");
+    fs::hard_link(&log_path, &link).unwrap();
+    append_numbered(&mut log, 5..10);
+    log.rotate().unwrap();
+    let (a, b) = (
+        fs::metadata(&log_path).unwrap(),
+        fs::metadata(&link).unwrap(),
+    );
+    assert_eq!(
+        (a.ino(), a.len()),
+        (b.ino(), 0),
+        "the link is still the log, emptied"
+    );
+    append_numbered(&mut log, 10..11);
+    assert_eq!(fs::read(&link).unwrap(), fs::read(&log_path).unwrap());
+    assert_eq!(numbers(&all_events(&log)), (0..11).collect::<Vec<_>>());
+}
