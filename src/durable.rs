@@ -286,14 +286,7 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 pub(crate) fn write_atomic_nosync_dir(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = tmp_path(path);
     let result = (|| {
-        match fs::remove_file(&tmp) {
-            Ok(()) => ::log::warn!(
-                "eventfold: removed {}, which was in the way of a write",
-                tmp.display()
-            ),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io(&tmp, e)),
-        }
+        clear_tmp(&tmp)?;
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -323,14 +316,7 @@ pub(crate) fn replace_with_empty(path: &Path, old: &Metadata) -> Result<bool> {
         return Ok(false);
     }
     let tmp = tmp_path(path);
-    match fs::remove_file(&tmp) {
-        Ok(()) => ::log::warn!(
-            "eventfold: removed {}, which was in the way of a write",
-            tmp.display()
-        ),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io(&tmp, e)),
-    }
+    clear_tmp(&tmp)?;
     let result = (|| -> Result<bool> {
         let file = OpenOptions::new()
             .write(true)
@@ -358,6 +344,20 @@ pub(crate) fn replace_with_empty(path: &Path, old: &Metadata) -> Result<bool> {
         return Ok(true);
     }
     Ok(false)
+}
+
+/// Removes whatever is at the temporary name `tmp` (a file left by an
+/// interrupted write, or anything planted there), never following it.
+fn clear_tmp(tmp: &Path) -> Result<()> {
+    match fs::remove_file(tmp) {
+        Ok(()) => ::log::warn!(
+            "eventfold: removed {}, which was in the way of a write",
+            tmp.display()
+        ),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(tmp, e)),
+    }
+    Ok(())
 }
 
 /// Removes `path` durably. A missing file is not an error.

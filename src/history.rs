@@ -225,19 +225,7 @@ impl History {
                 paths.archive.display()
             );
         }
-        let mut history = History {
-            paths,
-            len,
-            archive_len,
-            index,
-            next_seq: 0,
-            id,
-            poisoned: None,
-            read_only: false,
-            outlet: None,
-        };
-        history.next_seq = history.find_next_seq()?;
-        Ok(history)
+        History::with_ends(paths, len, (archive_len, index), id, false)
     }
 
     /// The history a reader observed, writing nothing: the active log
@@ -254,6 +242,18 @@ impl History {
         (archive_len, index): (u64, Index),
         id: u64,
     ) -> Result<History> {
+        History::with_ends(paths, len, (archive_len, index), id, true)
+    }
+
+    /// The history of these ends, its next sequence number read from the
+    /// active log.
+    fn with_ends(
+        paths: Paths,
+        len: u64,
+        (archive_len, index): (u64, Index),
+        id: u64,
+        read_only: bool,
+    ) -> Result<History> {
         let mut history = History {
             paths,
             len,
@@ -262,7 +262,7 @@ impl History {
             next_seq: 0,
             id,
             poisoned: None,
-            read_only: true,
+            read_only,
             outlet: None,
         };
         history.next_seq = history.find_next_seq()?;

@@ -672,6 +672,24 @@ impl ReadSeq {
     pub fn next_seq(&self) -> u64 {
         self.next
     }
+
+    /// Folds the events it yields, up to and including event `seq`, into
+    /// `S::default()` through `reducer`.
+    pub(crate) fn fold_through<S: Default>(
+        self,
+        reducer: fn(S, &Event) -> S,
+        seq: u64,
+    ) -> Result<S> {
+        let mut state = S::default();
+        for item in self {
+            let (at, event, _) = item?;
+            state = reducer(state, &event);
+            if at == seq {
+                break;
+            }
+        }
+        Ok(state)
+    }
 }
 
 impl fmt::Debug for ReadSeq {

@@ -919,15 +919,7 @@ impl EventLog {
                 next_seq: self.history.next_seq,
             });
         }
-        let mut state = S::default();
-        for item in self.read_from_seq(0)? {
-            let (at, event, _) = item?;
-            state = reducer(state, &event);
-            if at == seq {
-                break;
-            }
-        }
-        Ok(state)
+        self.read_from_seq(0)?.fold_through(reducer, seq)
     }
 
     /// Refreshes every registered view, in the order they were registered;

@@ -307,15 +307,7 @@ impl EventReader {
         if seq >= next_seq {
             return Err(Error::InvalidSeq { seq, next_seq });
         }
-        let mut state = S::default();
-        for item in self.read_from_seq(0)? {
-            let (at, event, _) = item?;
-            state = reducer(state, &event);
-            if at == seq {
-                break;
-            }
-        }
-        Ok(state)
+        self.read_from_seq(0)?.fold_through(reducer, seq)
     }
 
     /// Blocks until event `seq` exists (the next sequence number is past

@@ -590,14 +590,7 @@ where
         while let Some(line) = active.next_event()? {
             folded.fold(self.reducer, line);
         }
-        self.hash = folded.hash();
-        self.state = folded.state;
-        self.offset = folded.offset;
-        self.seq = folded.seq;
-        self.status = Status::Current {
-            log: log.id,
-            archive_len: log.archive_len,
-        };
+        self.take_folded(folded, log);
         self.saved_offset = None;
         self.save_quietly(log);
         Ok(())
@@ -710,6 +703,14 @@ where
         while let Some(line) = lines.next_event()? {
             folded.fold(self.reducer, line);
         }
+        self.take_folded(folded, log);
+        self.save_quietly(log);
+        Ok(())
+    }
+
+    /// Makes `folded`, the fold of the whole history of `log`, the view's
+    /// state.
+    fn take_folded(&mut self, folded: Folded<S>, log: &History) {
         self.hash = folded.hash();
         self.state = folded.state;
         self.offset = folded.offset;
@@ -718,8 +719,6 @@ where
             log: log.id,
             archive_len: log.archive_len,
         };
-        self.save_quietly(log);
-        Ok(())
     }
 
     /// Whether the log bytes folded since the snapshot on disk reach the
