@@ -35,6 +35,7 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::durable;
 use crate::error::{Error, IoContext, Result};
 use crate::event::Event;
 use crate::history::{self, History, HistoryRef, Paths, Source};
@@ -594,7 +595,7 @@ impl EventReader {
         let (mut index, hash) = known.reload(&paths.index, hash)?;
         *cached = Some((index.clone(), hash));
         drop(cached);
-        let archive_len = durable_len(&paths.archive)?;
+        let archive_len = durable::file_len(&paths.archive)?;
         index::check_archive(&paths.archive, archive_len, &index)?;
         if archive_len > index.archive_end() {
             let new = index::catch_up(&paths.archive, archive_len, &index)?;
@@ -635,11 +636,6 @@ fn moving(path: &Path, detail: String) -> Error {
              read again"
         ),
     )
-}
-
-/// Length of the file at `path`, 0 if there is none.
-fn durable_len(path: &Path) -> Result<u64> {
-    crate::durable::file_len(path)
 }
 
 /// What one look at the files found.

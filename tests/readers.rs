@@ -161,6 +161,28 @@ fn a_reader_never_sees_bytes_the_writer_did_not_acknowledge() {
 }
 
 #[test]
+fn a_history_that_shrinks_under_a_reader_is_an_error_not_a_shorter_read() {
+    let _guard = in_process_test();
+    let dir = test_dir();
+    let older = test_dir();
+    let mut log = EventLog::open(dir.path()).unwrap();
+    append_numbered(&mut log, 0..3);
+    copy_data_dir(dir.path(), older.path());
+    append_numbered(&mut log, 3..5);
+    drop(log);
+    let reader = EventReader::open(dir.path()).unwrap();
+    assert_eq!(reader.next_seq().unwrap(), 5);
+    // The directory is put back as an older copy of it.
+    copy_data_dir(older.path(), dir.path());
+    match reader.next_seq() {
+        Err(Error::Corrupt { detail, .. }) => {
+            assert!(detail.contains("already read up to event 4"), "{detail}")
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+#[test]
 fn a_damaged_or_empty_record_of_the_writer_is_taken_as_absent() {
     let _guard = in_process_test();
     let dir = test_dir();
