@@ -302,18 +302,18 @@ pub(crate) fn write_atomic_nosync_dir(path: &Path, bytes: &[u8]) -> Result<()> {
     result
 }
 
-/// Replaces the file at `path`, whose metadata is `old`, by an empty file
-/// with the same permissions, atomically and durably: an empty file is
+/// Prepares the replacement of the file at `path`, whose metadata is
+/// `old`, by an empty file with the same permissions: an empty file is
 /// created beside it (exclusively, after removing whatever was at its
-/// name), given the old file's permissions, synced and renamed over
-/// `path`, and the directory is synced. Returns `false`, changing nothing,
-/// when the new file could not be the same to others: the old one has
-/// other hard links, or another owner or group than a file this process
-/// creates (the caller then truncates the file instead).
-pub(crate) fn replace_with_empty(path: &Path, old: &Metadata) -> Result<bool> {
+/// temporary name), given the old file's permissions and synced; its path
+/// is returned, for [`install_empty`]. Returns `None`, leaving nothing
+/// behind, when the new file could not be the same to others: the old one
+/// has other hard links, or another owner or group than a file this
+/// process creates (the caller then truncates the file instead).
+pub(crate) fn prepare_empty(path: &Path, old: &Metadata) -> Result<Option<PathBuf>> {
     #[cfg(unix)]
     if std::os::unix::fs::MetadataExt::nlink(old) > 1 {
-        return Ok(false);
+        return Ok(None);
     }
     let tmp = tmp_path(path);
     clear_tmp(&tmp)?;
@@ -333,17 +333,23 @@ pub(crate) fn replace_with_empty(path: &Path, old: &Metadata) -> Result<bool> {
         }
         file.set_permissions(old.permissions()).at(&tmp)?;
         file.sync_all().at(&tmp)?;
-        fs::rename(&tmp, path).at(path)?;
         Ok(true)
     })();
     if !matches!(result, Ok(true)) {
         let _ = fs::remove_file(&tmp);
     }
-    if result? {
-        sync_dir(parent_of(path))?;
-        return Ok(true);
+    Ok(result?.then_some(tmp))
+}
+
+/// Replaces the file at `path` by the empty file that [`prepare_empty`]
+/// made at `tmp`, atomically and durably: `tmp` is renamed over `path` and
+/// the directory synced.
+pub(crate) fn install_empty(tmp: &Path, path: &Path) -> Result<()> {
+    if let Err(e) = fs::rename(tmp, path) {
+        let _ = fs::remove_file(tmp);
+        return Err(Error::io(path, e));
     }
-    Ok(false)
+    sync_dir(parent_of(path))
 }
 
 /// Removes whatever is at the temporary name `tmp` (a file left by an

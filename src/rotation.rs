@@ -13,18 +13,24 @@
 //!    check that nobody else changed the length of `app.jsonl`;
 //! 2. write the intent record `rotation.json` =
 //!    `{"archive_len":A,"log_len":M,"checksum":C}` (atomically, directory
-//!    synced; C guards the two numbers recovery acts on);
-//! 3. append `app.jsonl` as zstd frames to the archive and sync it. Meanwhile
-//!    a second thread checks that every line this log has not written or
-//!    read is a valid event, numbered in order (until step 4 is done); if
-//!    one is not, the rotation is rolled back as recovery does it (the
-//!    frames and their index lines cut off, the record removed) and the error returned, the files as they were;
-//! 4. append the frame's line to the archive index,
-//!    `archive.index.jsonl` (see [`index`](crate::index)), and sync it;
-//!    then, once the check is done, delete any snapshot that is not at `M`
-//!    with the hash of the log's last line: it could not follow the bytes
-//!    into the archive;
-//! 5. empty `app.jsonl`: an empty `app.jsonl.tmp`, synced, renamed over it,
+//!    synced; C guards the two numbers recovery acts on), open the archive
+//!    and prepare step 5's empty file, on a second thread while step 3
+//!    compresses the first frames: none is written before the record is
+//!    durable;
+//! 3. append `app.jsonl` as zstd frames to the archive and sync it.
+//!    Meanwhile a second thread checks that every line this log has not
+//!    written or read is a valid event, numbered in order (until step 4 is
+//!    done); if one is not, the rotation is rolled back as recovery does it
+//!    (the frames and their index lines cut off, the record and the empty
+//!    file removed) and the error returned, the files as they were;
+//! 4. append the frames' lines to the archive index,
+//!    `archive.index.jsonl` (see [`index`](crate::index)), and sync it, at
+//!    the same time as the archive (`app.jsonl` keeps its bytes until both
+//!    are durable, so a crash in between rolls back); then, once the check
+//!    is done, delete any snapshot that is not at `M` with the hash of the
+//!    log's last line: it could not follow the bytes into the archive;
+//! 5. empty `app.jsonl`: the empty `app.jsonl.tmp` prepared in step 2
+//!    (synced, with the old file's permissions) is renamed over it,
 //!    directory synced (when `app.jsonl` is a symbolic link, the file it
 //!    leads to is truncated and synced instead);
 //! 6. move every snapshot from offset `M` to offset 0;
@@ -53,7 +59,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, Write};
 use std::panic;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::thread;
 
 use serde::{Deserialize, Serialize};
@@ -148,9 +154,9 @@ pub(crate) fn rotate(history: &mut History, file: &mut File, checked_len: &mut u
         // The check panicked (no damage in a file can make it): the
         // rotation is taken back before the panic goes on.
         (written, Some(Err(panicked))) => {
-            if written.is_ok() {
+            if let Ok(written) = written {
                 let e = Error::corrupt(&history.paths.log, *checked_len, "the check panicked");
-                undo(history, e);
+                undo(history, written, e);
             }
             panic::resume_unwind(panicked)
         }
@@ -160,7 +166,7 @@ pub(crate) fn rotate(history: &mut History, file: &mut File, checked_len: &mut u
     let written = match written {
         (Err(e), _) => Err(e),
         // A line is damaged: the frames written so far are taken back.
-        (Ok(_), Some(Err(e))) => return Err(undo(history, e)),
+        (Ok(written), Some(Err(e))) => return Err(undo(history, written, e)),
         (Ok(written), checked) => {
             if let Some(Ok(checked)) = checked {
                 *checked_len = checked;
@@ -184,62 +190,120 @@ struct Written {
     archive_len: u64,
     /// The index with the new frames.
     index: Index,
+    /// The empty file prepared for step 5, if `app.jsonl` can be replaced.
+    empty: Option<PathBuf>,
+}
+
+/// What step 2 made ready while the first frame was compressed.
+struct Ready {
+    /// The archive, open for appending.
+    archive: File,
+    /// The empty file prepared for step 5 (see [`empty_active_log`]).
+    empty: Option<PathBuf>,
 }
 
 /// Steps 2 to 4 of a rotation (see the module docs): the intent record,
 /// the frames (synced), their lines in the index (synced).
+///
+/// Syncs are taken out of the pause where the order of the files allows
+/// it: the intent record is written, the archive opened and the empty
+/// file of step 5 prepared on a second thread while the first frames are
+/// compressed (they are kept in memory until the record is durable), and the
+/// index lines are written and synced while the archive is (the active log
+/// keeps its bytes until both are durable, so a crash in between rolls
+/// the rotation back).
 fn write_archive(history: &History) -> Result<Written> {
     let paths = &history.paths;
     let intent = Intent::new(history.archive_len, history.len);
-    let record = serde_json::to_vec(&intent).expect("two integers serialize");
+    let (ready, frames) = thread::scope(|scope| {
+        let preparing = scope.spawn(|| prepare(paths, &intent));
+        write_frames(paths, history.len, preparing)
+    })?;
+    let Ready { archive, empty } = ready;
+    let result = (|| {
+        // The index in memory changes only once the rotation is done: until
+        // then a failure leaves this log reading the files as they were.
+        let mut index = history.index.clone();
+        let entries = index.next_frames(intent.archive_len, &frames);
+        let counted: u64 = entries.iter().map(|f| f.events).sum();
+        let expected = history.next_seq - history.base_seq();
+        if counted != expected {
+            return Err(Error::corrupt(
+                &paths.log,
+                0,
+                format!(
+                    "the file held {counted} events when it was compressed, but this log \
+                     counted {expected}: another program changed it"
+                ),
+            ));
+        }
+        let written = entries.last().map_or(intent.archive_len, |f| f.end());
+        let archive_len = archive.metadata().at(&paths.archive)?.len();
+        if written != archive_len {
+            return Err(Error::corrupt(
+                &paths.archive,
+                written,
+                format!(
+                    "the archive is {archive_len} bytes long, but this rotation wrote it up to \
+                     byte {written}: another program wrote to it"
+                ),
+            ));
+        }
+        let (synced, indexed) = thread::scope(|scope| {
+            let indexing = scope.spawn(|| index.append(&paths.index, &entries));
+            (archive.sync_all().at(&paths.archive), join(indexing))
+        });
+        synced.and(indexed)?;
+        Ok((archive_len, index))
+    })();
+    match result {
+        Ok((archive_len, index)) => Ok(Written {
+            intent,
+            archive_len,
+            index,
+            empty,
+        }),
+        Err(e) => {
+            if let Some(tmp) = empty {
+                let _ = fs::remove_file(tmp);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Step 2, and what step 5 can prepare: writes the intent record, opens
+/// the archive (creating it, durably, if need be) and prepares the empty
+/// file that replaces `app.jsonl` when it can be replaced.
+fn prepare(paths: &Paths, intent: &Intent) -> Result<Ready> {
+    let record = serde_json::to_vec(intent).expect("two integers serialize");
     durable::write_atomic(&paths.dir.join(INTENT_FILE), &record)?;
-
     let archive = durable::open_append(&paths.archive)?;
-    let frames = write_frames(&archive, paths, history.len)?;
-    archive.sync_all().at(&paths.archive)?;
-    let archive_len = archive.metadata().at(&paths.archive)?.len();
+    let metadata = fs::symlink_metadata(&paths.log).at(&paths.log)?;
+    let empty = if metadata.file_type().is_symlink() {
+        None
+    } else {
+        durable::prepare_empty(&paths.log, &metadata)?
+    };
+    Ok(Ready { archive, empty })
+}
 
-    // The index in memory changes only once the rotation is done: until
-    // then a failure leaves this log reading the files as they were.
-    let mut index = history.index.clone();
-    let entries = index.next_frames(intent.archive_len, &frames);
-    let counted: u64 = entries.iter().map(|f| f.events).sum();
-    let expected = history.next_seq - history.base_seq();
-    if counted != expected {
-        return Err(Error::corrupt(
-            &paths.log,
-            0,
-            format!(
-                "the file held {counted} events when it was compressed, but this log counted \
-                 {expected}: another program changed it"
-            ),
-        ));
-    }
-    let written = entries.last().map_or(intent.archive_len, |f| f.end());
-    if written != archive_len {
-        return Err(Error::corrupt(
-            &paths.archive,
-            written,
-            format!(
-                "the archive is {archive_len} bytes long, but this rotation wrote it up to byte \
-                 {written}: another program wrote to it"
-            ),
-        ));
-    }
-    index.append(&paths.index, &entries)?;
-    Ok(Written {
-        intent,
-        archive_len,
-        index,
-    })
+/// The result of a scoped thread; a panic in it goes on in this one.
+fn join<T>(handle: thread::ScopedJoinHandle<'_, Result<T>>) -> Result<T> {
+    handle
+        .join()
+        .unwrap_or_else(|panicked| panic::resume_unwind(panicked))
 }
 
 /// After the check found a damaged line while the frames were written:
 /// the rotation is rolled back (the archive cut back, the record
-/// removed), so that the files are as they were, and `e` is the error.
-/// Should the roll-back fail, the history is poisoned, for recovery to
-/// finish it.
-fn undo(history: &mut History, e: Error) -> Error {
+/// removed, the empty file prepared for step 5 too), so that the files are
+/// as they were, and `e` is the error. Should the roll-back fail, the
+/// history is poisoned, for recovery to finish it.
+fn undo(history: &mut History, written: Written, e: Error) -> Error {
+    if let Some(tmp) = written.empty {
+        let _ = fs::remove_file(tmp);
+    }
     if let Err(undo) = recover(&history.paths) {
         ::log::warn!(
             "eventfold: could not take back the frames of a rotation refused because of a \
@@ -258,122 +322,248 @@ fn finish(history: &mut History, file: &mut File, written: Written) -> Result<()
         intent,
         archive_len,
         index,
+        empty,
     } = written;
-    let last_hash = history.hash_before(history.len)?.unwrap_or_default();
-    snapshot::prune_before_rotation(&paths.views, history.len, &last_hash, history.archive_len)?;
-
-    check_unchanged_len(history, file)?;
-    empty_active_log(&paths, file)?;
+    let emptied = (|| {
+        let last_hash = history.hash_before(history.len)?.unwrap_or_default();
+        snapshot::prune_before_rotation(
+            &paths.views,
+            history.len,
+            &last_hash,
+            history.archive_len,
+        )?;
+        check_unchanged_len(history, file)?;
+        Ok(())
+    })()
+    .and_then(|()| empty_active_log(&paths, file, empty.as_deref()));
+    let old = match emptied {
+        Ok(old) => old,
+        Err(e) => {
+            if let Some(tmp) = empty {
+                let _ = fs::remove_file(tmp);
+            }
+            return Err(e);
+        }
+    };
     history.rotated(archive_len, index);
 
     snapshot::shift_after_rotation(&paths.views, intent.log_len, archive_len)?;
-    durable::remove_file(&paths.dir.join(INTENT_FILE))
-}
-
-/// Step 5: empties the active log, open as `file`, durably, and makes
-/// `file` the empty log.
-///
-/// An empty file is created beside it (`app.jsonl.tmp`, synced) and
-/// renamed over it, and the directory synced: truncating the file would
-/// free its blocks and drop its cached pages during the pause, a
-/// noticeable part of it for a large log, where the rename defers that
-/// work to the closing of the old file, which another thread does. A
-/// reader that has the old file open goes on reading it as it was. The
-/// new file gets the old one's permissions. When `app.jsonl` is a
-/// symbolic link (the user's choice, to keep it elsewhere), has other hard
-/// links, or has another owner or group than the files this process
-/// creates, the file is truncated instead, so that all of that stays.
-fn empty_active_log(paths: &Paths, file: &mut File) -> Result<()> {
-    let path = &paths.log;
-    let metadata = fs::symlink_metadata(path).at(path)?;
-    if metadata.file_type().is_symlink() || !durable::replace_with_empty(path, &metadata)? {
-        file.set_len(0).at(path)?;
-        return file.sync_all().at(path);
-    }
-    let old = std::mem::replace(file, durable::open_append(path)?);
-    // Closing the old file frees its blocks: not in the pause.
-    let closer = thread::Builder::new().name("eventfold-close".to_owned());
-    if let Err(e) = closer.spawn(move || drop(old)) {
-        ::log::debug!("eventfold: closing the rotated log in this thread: {e}");
+    durable::remove_file(&paths.dir.join(INTENT_FILE))?;
+    // Closing the old file frees its blocks: another thread does it, once
+    // the last sync of the rotation is done (it would otherwise wait for
+    // that work).
+    if let Some(old) = old {
+        let closer = thread::Builder::new().name("eventfold-close".to_owned());
+        if let Err(e) = closer.spawn(move || drop(old)) {
+            ::log::debug!("eventfold: closing the rotated log in this thread: {e}");
+        }
     }
     Ok(())
 }
 
-/// Writes the first `len` bytes of the active log to the end of `archive`
-/// as zstd frames of about [`FRAME_CONTENT`] bytes of content each, every
-/// one ending at the end of a line; returns them, in order. Not synced.
+/// Step 5: empties the active log, open as `file`, durably, and makes
+/// `file` the empty log. Returns the old file when it was replaced, for
+/// the caller to close.
 ///
-/// Each frame's content is read whole into memory, compressed in one call
-/// (one compression context serves every frame) and written with one
-/// write.
-fn write_frames(archive: &File, paths: &Paths, len: u64) -> Result<Vec<FrameTail>> {
-    use zstd::zstd_safe::{CCtx, CParameter};
-
-    let zstd_error = |code: usize| {
-        Error::io(
-            &paths.archive,
-            io::Error::other(format!("zstd: {}", zstd::zstd_safe::get_error_name(code))),
-        )
+/// The empty file that [`prepare`] made beside it (`app.jsonl.tmp`,
+/// synced) is renamed over it, and the directory synced: truncating the
+/// file would free its blocks and drop its cached pages during the pause,
+/// a noticeable part of it for a large log, where the rename defers that
+/// work to the closing of the old file. A reader that has the old file
+/// open goes on reading it as it was. The new file has the old one's
+/// permissions. When `app.jsonl` is a symbolic link (the user's choice, to
+/// keep it elsewhere), has other hard links, or has another owner or group
+/// than the files this process creates, there is no such file (`empty` is
+/// `None`) and the file is truncated instead, so that all of that stays.
+fn empty_active_log(paths: &Paths, file: &mut File, empty: Option<&Path>) -> Result<Option<File>> {
+    let path = &paths.log;
+    let Some(tmp) = empty else {
+        file.set_len(0).at(path)?;
+        file.sync_all().at(path)?;
+        return Ok(None);
     };
-    let mut cctx = CCtx::create();
-    for parameter in [
-        CParameter::CompressionLevel(LEVEL),
-        CParameter::ChecksumFlag(true),
-        CParameter::ContentSizeFlag(true),
-    ] {
-        cctx.set_parameter(parameter).map_err(zstd_error)?;
-    }
-    let mut source = File::open(&paths.log).at(&paths.log)?.take(len);
-    let mut writer = archive;
+    durable::install_empty(tmp, path)?;
+    Ok(Some(std::mem::replace(file, durable::open_append(path)?)))
+}
+
+/// Writes the first `len` bytes of the active log to the end of the
+/// archive as zstd frames of about [`FRAME_CONTENT`] bytes of content
+/// each, every one ending at the end of a line; returns what `preparing`
+/// gave, with the archive, and the frames, in order. Not synced.
+///
+/// Nothing is written before `preparing` is done: the frames compressed
+/// until then are kept in memory.
+fn write_frames<'s>(
+    paths: &Paths,
+    len: u64,
+    preparing: thread::ScopedJoinHandle<'s, Result<Ready>>,
+) -> Result<(Ready, Vec<FrameTail>)> {
+    let mut compressor = Compressor::new(paths, len)?;
+    let mut archive = Archive::Preparing(preparing, Vec::new());
     let mut frames = Vec::new();
-    // The content from `start` on that was read, and how far a newline
-    // was looked for in it.
-    let mut buf: Vec<u8> = Vec::with_capacity(FRAME_CONTENT as usize + READ_BUF);
-    let mut searched = 0;
-    let mut out = Vec::new();
-    let mut start = 0;
-    while start < len {
-        let frame_len = loop {
-            let want = FRAME_CONTENT.min(len - start) as usize;
-            if buf.len() >= want {
-                if start + want as u64 == len {
-                    break want;
-                }
-                let from = searched.max(want - 1);
-                if let Some(i) = buf[from..].iter().position(|&b| b == b'\n') {
-                    break from + i + 1;
-                }
-                searched = buf.len();
+    while let Some(frame) = compressor.next_frame()? {
+        archive = archive.write(paths, &mut compressor.out)?;
+        frames.push(frame);
+    }
+    Ok((archive.ready(paths)?, frames))
+}
+
+/// The archive a rotation writes its frames to, while step 2 is under way
+/// and once it is done.
+enum Archive<'s> {
+    /// Step 2 is under way; the frames compressed meanwhile, in order.
+    Preparing(thread::ScopedJoinHandle<'s, Result<Ready>>, Vec<Vec<u8>>),
+    Ready(Ready),
+}
+
+impl Archive<'_> {
+    /// Writes `frame` to the archive once it is ready, after the frames
+    /// kept before it; keeps it (taking it) until then.
+    fn write(self, paths: &Paths, frame: &mut Vec<u8>) -> Result<Self> {
+        match self {
+            Archive::Preparing(preparing, mut kept) if !preparing.is_finished() => {
+                kept.push(std::mem::take(frame));
+                Ok(Archive::Preparing(preparing, kept))
             }
-            let filled = buf.len();
-            buf.resize(filled + READ_BUF, 0);
-            let n = source.read(&mut buf[filled..]).at(&paths.log)?;
-            buf.truncate(filled + n);
-            if n == 0 {
-                return Err(Error::corrupt(
-                    &paths.log,
-                    start + filled as u64,
-                    format!("the file is shorter than the {len} bytes it held at rotation"),
-                ));
+            Archive::Preparing(preparing, kept) => {
+                let ready = Archive::Preparing(preparing, kept).ready(paths)?;
+                (&ready.archive).write_all(frame).at(&paths.archive)?;
+                Ok(Archive::Ready(ready))
             }
-        };
-        let content = &buf[..frame_len];
-        out.clear();
-        out.reserve(zstd::zstd_safe::compress_bound(frame_len));
-        cctx.compress2(&mut out, content).map_err(zstd_error)?;
-        writer.write_all(&out).at(&paths.archive)?;
-        frames.push(FrameTail {
-            compressed: out.len() as u64,
+            Archive::Ready(ready) => {
+                (&ready.archive).write_all(frame).at(&paths.archive)?;
+                Ok(Archive::Ready(ready))
+            }
+        }
+    }
+
+    /// Waits for step 2, then writes the frames kept meanwhile.
+    fn ready(self, paths: &Paths) -> Result<Ready> {
+        match self {
+            Archive::Preparing(preparing, kept) => {
+                let ready = join(preparing)?;
+                for frame in kept {
+                    (&ready.archive).write_all(&frame).at(&paths.archive)?;
+                }
+                Ok(ready)
+            }
+            Archive::Ready(ready) => Ok(ready),
+        }
+    }
+}
+
+/// The active log's first `len` bytes as zstd frames, one at a time.
+///
+/// Each frame's content is read whole into memory and compressed in one
+/// call (one compression context serves every frame).
+struct Compressor<'a> {
+    paths: &'a Paths,
+    cctx: zstd::zstd_safe::CCtx<'static>,
+    source: io::Take<File>,
+    len: u64,
+    /// Where the content in `buf` starts in the file.
+    start: u64,
+    /// The content from `start` on that was read.
+    buf: Vec<u8>,
+    /// How far a newline was looked for in `buf`.
+    searched: usize,
+    /// The last frame compressed.
+    out: Vec<u8>,
+}
+
+impl<'a> Compressor<'a> {
+    fn new(paths: &'a Paths, len: u64) -> Result<Compressor<'a>> {
+        use zstd::zstd_safe::{CCtx, CParameter};
+
+        let mut cctx = CCtx::create();
+        for parameter in [
+            CParameter::CompressionLevel(LEVEL),
+            CParameter::ChecksumFlag(true),
+            CParameter::ContentSizeFlag(true),
+        ] {
+            cctx.set_parameter(parameter)
+                .map_err(|code| zstd_error(paths, code))?;
+        }
+        Ok(Compressor {
+            paths,
+            cctx,
+            source: File::open(&paths.log).at(&paths.log)?.take(len),
+            len,
+            start: 0,
+            buf: Vec::with_capacity(FRAME_CONTENT as usize + READ_BUF),
+            searched: 0,
+            out: Vec::new(),
+        })
+    }
+
+    /// Compresses the next frame into `out`; `None` at the end.
+    fn next_frame(&mut self) -> Result<Option<FrameTail>> {
+        if self.start >= self.len {
+            return Ok(None);
+        }
+        let frame_len = self.next_frame_len()?;
+        let content = &self.buf[..frame_len];
+        self.out.clear();
+        self.out.reserve(zstd::zstd_safe::compress_bound(frame_len));
+        self.cctx
+            .compress2(&mut self.out, content)
+            .map_err(|code| zstd_error(self.paths, code))?;
+        let frame = FrameTail {
+            compressed: self.out.len() as u64,
             decoded: frame_len as u64,
             lines: count_lines(content),
             last: content.last().copied(),
             complete: true,
-        });
-        buf.drain(..frame_len);
-        searched = 0;
-        start += frame_len as u64;
+        };
+        self.buf.drain(..frame_len);
+        self.searched = 0;
+        self.start += frame_len as u64;
+        Ok(Some(frame))
     }
-    Ok(frames)
+
+    /// Reads until `buf` holds the next frame's content, and returns its
+    /// length: [`FRAME_CONTENT`] bytes, on to the end of the line they end
+    /// in, or the rest of the `len` bytes.
+    fn next_frame_len(&mut self) -> Result<usize> {
+        let path = &self.paths.log;
+        loop {
+            let want = FRAME_CONTENT.min(self.len - self.start) as usize;
+            if self.buf.len() >= want {
+                if self.start + want as u64 == self.len {
+                    return Ok(want);
+                }
+                let from = self.searched.max(want - 1);
+                if let Some(i) = self.buf[from..].iter().position(|&b| b == b'\n') {
+                    return Ok(from + i + 1);
+                }
+                self.searched = self.buf.len();
+            }
+            let filled = self.buf.len();
+            // Into the buffer's spare capacity, which is not zeroed first.
+            let n = (&mut self.source)
+                .take(READ_BUF as u64)
+                .read_to_end(&mut self.buf)
+                .at(path)?;
+            if n == 0 {
+                return Err(Error::corrupt(
+                    path,
+                    self.start + filled as u64,
+                    format!(
+                        "the file is shorter than the {} bytes it held at rotation",
+                        self.len
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// An error of zstd while writing the archive.
+fn zstd_error(paths: &Paths, code: usize) -> Error {
+    Error::io(
+        &paths.archive,
+        io::Error::other(format!("zstd: {}", zstd::zstd_safe::get_error_name(code))),
+    )
 }
 
 /// The newlines in `bytes`. Counted in a 32-bit sum, which compilers turn

@@ -254,10 +254,15 @@ pub fn replay_zstd(path: &Path) -> BenchResult<u64> {
 }
 
 /// The floor of a rotation: compresses `src` into a new file `dst` with the
-/// zstd crate at eventfold's level, then syncs it.
+/// zstd crate at eventfold's level, writing the checksum of the content in
+/// the frame as eventfold's frames have it (and as the `zstd` command does
+/// by default), then syncs it.
 pub fn compress(src: &Path, dst: &Path) -> BenchResult<()> {
     let mut out = File::create(dst)?;
-    zstd::stream::copy_encode(File::open(src)?, &mut out, ZSTD_LEVEL)?;
+    let mut encoder = zstd::stream::Encoder::new(&mut out, ZSTD_LEVEL)?;
+    encoder.include_checksum(true)?;
+    std::io::copy(&mut File::open(src)?, &mut encoder)?;
+    encoder.finish()?;
     out.sync_all()?;
     Ok(())
 }
