@@ -49,6 +49,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod backup;
 mod canonical;
 mod durable;
 mod error;
@@ -56,6 +57,7 @@ mod event;
 mod frames;
 mod history;
 mod index;
+mod inspect;
 mod lines;
 mod log;
 mod publish;
@@ -64,16 +66,20 @@ mod rotation;
 mod shared;
 mod snapshot;
 mod tail;
+mod verify;
 mod view;
 
+pub use crate::backup::Backup;
 pub use crate::error::{Error, Result};
 pub use crate::event::Event;
 pub use crate::history::{HistoryRef, Source};
+pub use crate::inspect::{EventSummary, Inspection, PendingFile, ViewSummary, WriterState};
 pub use crate::lines::{ReadFrom, ReadFull, ReadSeq};
 pub use crate::log::{EventLog, EventLogBuilder};
 pub use crate::reader::{EventReader, Follow};
 pub use crate::shared::SharedLog;
 pub use crate::snapshot::Snapshot;
+pub use crate::verify::{Problem, Verification};
 pub use crate::view::{ReduceFn, ReduceSeqFn, View};
 
 /// The README's code, compiled and run as doctests so it cannot go stale.
