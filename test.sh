@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test of the project: the library's (unit, integration, examples,
-# doctests), the power-loss test (powerloss/), then the web app's (reducer
+# doctests), the command-line tool's (cli/), the power-loss test
+# (powerloss/), then the web app's (reducer
 # unit tests and end-to-end tests in headless Chromium against the real
 # server). Installs what the tests need when it is missing (fuse3,
 # Chromium and its driver, the wasm32 target, the wasm-bindgen CLI); safe
@@ -10,6 +11,10 @@ cd "$(dirname "$0")"
 
 printf '\n== library: cargo test\n'
 cargo test
+
+printf '\n== command-line tool: cargo test --manifest-path cli/Cargo.toml\n'
+# The real binary run on real directories, beside live writers.
+cargo test --manifest-path cli/Cargo.toml
 
 printf '\n== power loss: cargo test --manifest-path powerloss/Cargo.toml\n'
 # A FUSE file system that keeps only what was synced, cut at a few hundred

@@ -13,6 +13,7 @@ mod concurrent;
 mod peers;
 mod report;
 mod scenarios;
+mod tooling;
 mod workload;
 
 use std::process::ExitCode;

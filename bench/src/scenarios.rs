@@ -49,7 +49,7 @@ fn mb(bytes: u64) -> String {
 }
 
 /// A count of events, short: 1000 → "1k", 1000000 → "1M".
-fn short(n: u64) -> String {
+pub(crate) fn short(n: u64) -> String {
     match n {
         n if n >= 1_000_000 && n % 1_000_000 == 0 => format!("{}M", n / 1_000_000),
         n if n >= 1_000 && n % 1_000 == 0 => format!("{}k", n / 1_000),
@@ -107,6 +107,9 @@ impl<'a> Bench<'a> {
         }
         if wanted(5) {
             rows.push(self.replay_archive()?);
+        }
+        if wanted(13) {
+            rows.push(self.tooling()?);
         }
         if wanted(8) {
             rows.push(self.rotation()?);
@@ -248,7 +251,7 @@ impl<'a> Bench<'a> {
     }
 
     /// The large log of scenarios 4 to 7, written on first use.
-    fn large_log(&mut self) -> BenchResult<(PathBuf, u64)> {
+    pub(crate) fn large_log(&mut self) -> BenchResult<(PathBuf, u64)> {
         if let Some(large) = &self.large {
             return Ok(large.clone());
         }
