@@ -115,6 +115,7 @@ impl EventReader {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<Backup> {
         let dest = dest.as_ref();
+        refuse_inside(self.dir(), dest)?;
         prepare_dest(dest)?;
         let dest_log = dest.join(LOG_FILE);
         let mut attempt = 0;
@@ -123,6 +124,18 @@ impl EventReader {
             let history = self.observe()?;
             if let Some(len) = copy_active_log(self, &history, &dest_log)? {
                 break (history, len);
+            }
+            // Not the file observed, or a damaged line: only a rotation
+            // since the observation makes looking again worth it.
+            if self.observe()?.archive_len == history.archive_len {
+                let mut lines = history.active_lines(0, Some(history.base_seq()))?;
+                while lines.next_event()?.is_some() {}
+                return Err(Error::corrupt(
+                    &history.paths.log,
+                    0,
+                    "the active log changed while it was copied, though no rotation happened: \
+                     another program wrote to it (run verify)",
+                ));
             }
             if attempt >= ATTEMPTS {
                 return Err(Error::io(
@@ -170,6 +183,34 @@ impl EventReader {
         progress(total, total);
         Ok(backup)
     }
+}
+
+/// `dest` must not be `source` or inside it: the backup writes nothing
+/// into the directory it copies.
+fn refuse_inside(source: &Path, dest: &Path) -> Result<()> {
+    let source = fs::canonicalize(source).at(source)?;
+    // The nearest existing ancestor of `dest` says where it would be.
+    let mut existing = dest;
+    let resolved = loop {
+        match fs::canonicalize(existing) {
+            Ok(path) => break path,
+            Err(_) => match existing.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => existing = parent,
+                _ => break std::env::current_dir().at(dest)?,
+            },
+        }
+    };
+    if resolved.starts_with(&source) {
+        return Err(Error::io(
+            dest,
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the backup's destination is inside the directory it copies: give a place \
+                 outside it",
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// `dest` must be an empty directory or not exist; it is created, durably.
@@ -332,7 +373,12 @@ fn copy_snapshots(views: &Path, dest: &Path, backup: &mut Backup) -> Result<()> 
             backup.snapshots_left_out.push(name);
             continue;
         };
-        let fits = match ViewSnapshot::<serde::de::IgnoredAny>::load(&path) {
+        let target = dest_views.join(&name);
+        let mut out = create(&target)?;
+        out.write_all(&bytes).at(&target)?;
+        // The copy itself is checked: the writer may have replaced the
+        // snapshot since it was read.
+        let fits = match ViewSnapshot::<serde::de::IgnoredAny>::load(&target) {
             Ok(Some((snapshot, _))) => {
                 snapshot
                     .archive_len
@@ -345,12 +391,11 @@ fn copy_snapshots(views: &Path, dest: &Path, backup: &mut Backup) -> Result<()> 
             _ => false,
         };
         if !fits {
+            drop(out);
+            durable::remove_file(&target)?;
             backup.snapshots_left_out.push(name);
             continue;
         }
-        let target = dest_views.join(&name);
-        let mut out = create(&target)?;
-        out.write_all(&bytes).at(&target)?;
         out.sync_all().at(&target)?;
         backup.snapshots += 1;
     }

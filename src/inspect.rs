@@ -252,7 +252,7 @@ fn pending(history: &History) -> Result<Vec<PendingFile>> {
     add(
         &mut pending,
         &paths.dir.join(INTENT_FILE),
-        "the record of an interrupted rotation: the next writer rolls it back or forward",
+        "the record of a rotation under way, or interrupted by a crash: the next writer rolls it back or forward",
     );
     add(
         &mut pending,
@@ -265,8 +265,8 @@ fn pending(history: &History) -> Result<Vec<PendingFile>> {
             path: paths.log.clone(),
             len: unacknowledged,
             what: format!(
-                "{unacknowledged} bytes past the {} acknowledged: a torn write, which the next \
-                 writer moves aside",
+                "{unacknowledged} bytes past the {} acknowledged: a write under way, or a torn \
+                 write, which the next writer moves aside",
                 history.len
             ),
         });
@@ -277,7 +277,7 @@ fn pending(history: &History) -> Result<Vec<PendingFile>> {
                 add(
                     &mut pending,
                     &path,
-                    "a temporary file of an interrupted write: the next writer removes it",
+                    "a temporary file of a write under way, or interrupted by a crash: the next writer removes it",
                 );
             }
         }

@@ -152,12 +152,28 @@ impl EventReader {
     /// [`Error::Io`] if a file cannot be read at all (a problem in what it
     /// holds is a [`Problem`] instead).
     pub fn verify(&self, progress: &mut dyn FnMut(u64, u64)) -> Result<Verification> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (report, rotated) = self.verify_once(progress)?;
+            // A rotation while the files were read moves lines out of the
+            // active log and snapshots to new offsets: what looked wrong
+            // may be the writer's progress, so the check is made again.
+            if report.problems.is_empty() || !rotated || attempt >= VERIFY_ATTEMPTS {
+                return Ok(report);
+            }
+        }
+    }
+
+    /// One pass of [`verify`](EventReader::verify); also says whether the
+    /// archive grew meanwhile (a writer rotated).
+    fn verify_once(&self, progress: &mut dyn FnMut(u64, u64)) -> Result<(Verification, bool)> {
         let mut report = Verification::default();
         let history = match self.observe() {
             Ok(history) => history,
             Err(e) => {
                 report.problems.push(Problem::from_error(e, None)?);
-                return Ok(report);
+                return Ok((report, false));
             }
         };
         let total = history.index.archive_end() + history.len;
@@ -173,11 +189,24 @@ impl EventReader {
             progress(report.bytes, total);
         }
         verify_active_log(&history, &mut report, &mut |read| progress(read, total))?;
-        verify_snapshots(&history, &mut report)?;
+        // Snapshots are checked against the files as they are now: a live
+        // writer may have saved one since the log was read.
+        let now = match self.observe() {
+            Ok(now) => now,
+            Err(e) => {
+                report.problems.push(Problem::from_error(e, None)?);
+                return Ok((report, false));
+            }
+        };
+        verify_snapshots(&now, &mut report)?;
         progress(report.bytes, total);
-        Ok(report)
+        Ok((report, now.archive_len != history.archive_len))
     }
 }
+
+/// How many times [`EventReader::verify`] looks again when a rotation
+/// happened while it read and it found problems.
+const VERIFY_ATTEMPTS: u32 = 5;
 
 /// One archive frame, decoded on its own.
 fn verify_frame(history: &History, frame: &FrameEntry, report: &mut Verification) -> Result<()> {
@@ -235,15 +264,20 @@ fn verify_active_log(
     let path = &history.paths.log;
     let start = report.bytes;
     let mut offset = 0;
-    let mut seq = history.base_seq();
+    // The sequence number of the next line, when known: after a damaged
+    // line it is taken from the next line's own `seq`, so that one lost or
+    // doubled line is one problem, not one for every line after it.
+    let mut seq = Some(history.base_seq());
     let mut reported = 0;
+    // The line being read again after a problem, not to report it twice.
+    let mut retried = None;
     while offset < history.len {
-        let mut lines = history.active_lines(offset, Some(seq))?;
+        let mut lines = history.active_lines(offset, seq)?;
         let failed = loop {
             match lines.next_event() {
-                Ok(Some(_)) => {
+                Ok(Some(line)) => {
                     report.events += 1;
-                    seq += 1;
+                    seq = line.seq.map(|s| s + 1).or(seq.map(|s| s + 1));
                     if lines.pos() - reported >= STEP {
                         reported = lines.pos();
                         progress(start + reported);
@@ -256,11 +290,23 @@ fn verify_active_log(
         let Some(e) = failed else {
             break;
         };
-        let problem = Problem::from_error(e, Some(seq))?;
-        // On from the line after the damaged one, taken as one event.
-        offset = next_line_start(path, problem.offset, history.len)?.unwrap_or(history.len);
-        report.problems.push(problem);
-        seq += 1;
+        let problem = Problem::from_error(e, seq)?;
+        let again = retried == Some(problem.offset);
+        retried = None;
+        if seq.is_some() && problem.offset >= offset {
+            retried = Some(problem.offset);
+            // The same line is read again without an expected number: if
+            // only its number was wrong (lines missing or doubled before
+            // it), it counts, and the lines after it are numbered from it.
+            offset = problem.offset;
+        } else {
+            // A damaged line: on from the line after it.
+            offset = next_line_start(path, problem.offset, history.len)?.unwrap_or(history.len);
+        }
+        if !again {
+            report.problems.push(problem);
+        }
+        seq = None;
     }
     report.bytes = start + history.len;
     Ok(())

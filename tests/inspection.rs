@@ -219,3 +219,51 @@ fn a_backup_refuses_a_destination_that_is_not_empty() {
     assert!(refused.unwrap_err().to_string().contains("not empty"));
     assert_eq!(fs::read(dest.path().join("keep.txt")).unwrap(), b"mine");
 }
+
+#[test]
+fn a_removed_line_is_one_problem_and_the_lines_after_it_are_read() {
+    let dir = test_dir();
+    drop(rotated_log(dir.path(), 30, 100));
+    let path = data_file(dir.path(), LOG);
+    let text = fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    let removed = lines.remove(10).len();
+    // Padded to the same length, so that the writer's record still ends
+    // at a newline.
+    let padded = lines.join("\n") + "\n" + &" ".repeat(removed) + "\n";
+    fs::write(&path, padded.trim_end_matches('\n').to_owned() + "\n").unwrap();
+    let report = verify(dir.path());
+    let in_log: Vec<_> = report.problems.iter().filter(|p| p.path == path).collect();
+    // The gap at event 10, and the blank line at the end.
+    assert_eq!(in_log.len(), 2, "{:?}", report.problems);
+    assert_eq!(in_log[0].seq, Some(10));
+    assert_eq!(report.events, 29, "every line after the gap is read");
+}
+
+#[test]
+fn a_backup_refuses_a_destination_inside_the_directory_and_names_a_damaged_line() {
+    let dir = test_dir();
+    drop(rotated_log(dir.path(), 10, 100));
+    let reader = EventReader::open(dir.path()).unwrap();
+    let before = dir_contents(dir.path());
+    let refused = reader.backup(dir.path().join("copy"), &mut |_, _| {});
+    assert!(refused.unwrap_err().to_string().contains("inside"));
+    assert_eq!(
+        dir_contents(dir.path()),
+        before,
+        "nothing written into the directory"
+    );
+
+    let path = data_file(dir.path(), LOG);
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[0] = b'#';
+    fs::write(&path, &bytes).unwrap();
+    let copies = test_dir();
+    let failed = reader
+        .backup(copies.path().join("copy"), &mut |_, _| {})
+        .unwrap_err();
+    assert!(
+        matches!(failed, eventfold::Error::Corrupt { ref path, .. } if path.ends_with(LOG)),
+        "{failed}"
+    );
+}

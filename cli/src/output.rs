@@ -60,7 +60,7 @@ impl Terminal {
         }
         let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
         let style = ProgressStyle::with_template(
-            "{msg} [{bar:40}] {human_pos}/{human_len} events, {per_sec}, {eta} left",
+            "{msg} [{bar:40}] {human_pos}/{human_len} events, {eta} left",
         )
         .expect("the template is valid")
         .progress_chars("=> ");

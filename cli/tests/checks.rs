@@ -162,7 +162,7 @@ fn inspect_shows_an_interrupted_rotation_and_a_torn_tail() {
     on_dir("inspect", dir.path())
         .assert()
         .success()
-        .stdout(predicate::str::contains("interrupted rotation"));
+        .stdout(predicate::str::contains("interrupted by a crash"));
     on_dir("verify", dir.path()).assert().success();
     fs::remove_file(&intent).unwrap();
 
@@ -178,7 +178,7 @@ fn inspect_shows_an_interrupted_rotation_and_a_torn_tail() {
     on_dir("inspect", dir.path())
         .assert()
         .success()
-        .stdout(predicate::str::contains("torn write"));
+        .stdout(predicate::str::contains("a torn write"));
     on_dir("verify", dir.path()).assert().success();
 }
 
