@@ -188,7 +188,9 @@ impl EventReader {
             report.bytes += frame.len;
             progress(report.bytes, total);
         }
-        verify_active_log(&history, &mut report, &mut |read| progress(read, total))?;
+        verify_active_log(self, &history, &mut report, &mut |read| {
+            progress(read, total)
+        })?;
         // Snapshots are checked against the files as they are now: a live
         // writer may have saved one since the log was read.
         let now = match self.observe() {
@@ -256,6 +258,7 @@ fn verify_frame(history: &History, frame: &FrameEntry, report: &mut Verification
 
 /// The active log's acknowledged lines, read on past each damaged one.
 fn verify_active_log(
+    reader: &EventReader,
     history: &History,
     report: &mut Verification,
     progress: &mut dyn FnMut(u64),
@@ -290,6 +293,15 @@ fn verify_active_log(
         let Some(e) = failed else {
             break;
         };
+        if let Some(next) = seq
+            && reader.observe()?.archive_len != history.archive_len
+        {
+            // A rotation replaced the file since it was observed: the
+            // rest is read by sequence number, as a reader reads across
+            // rotations, and only what fails there is a problem.
+            verify_moved(reader, next, history.next_seq, report)?;
+            break;
+        }
         let problem = Problem::from_error(e, seq)?;
         let again = retried == Some(problem.offset);
         retried = None;
@@ -309,6 +321,34 @@ fn verify_active_log(
         seq = None;
     }
     report.bytes = start + history.len;
+    Ok(())
+}
+
+/// The events `next .. end`, which a rotation moved out of the active log
+/// while it was read: read through the reader, which follows them.
+fn verify_moved(
+    reader: &EventReader,
+    next: u64,
+    end: u64,
+    report: &mut Verification,
+) -> Result<()> {
+    if next >= end {
+        return Ok(());
+    }
+    for item in reader.read_from_seq(next)?.events() {
+        match item {
+            Ok((seq, _)) => {
+                report.events += 1;
+                if seq + 1 >= end {
+                    break;
+                }
+            }
+            Err(e) => {
+                report.problems.push(Problem::from_error(e, None)?);
+                break;
+            }
+        }
+    }
     Ok(())
 }
 

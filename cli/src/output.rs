@@ -58,16 +58,11 @@ impl Terminal {
         if !self.stderr || self.stdout || total < PROGRESS_FROM {
             return ProgressBar::hidden();
         }
-        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-        let style = ProgressStyle::with_template(
+        drawn_bar(
+            total,
+            what,
             "{msg} [{bar:40}] {human_pos}/{human_len} events, {eta} left",
         )
-        .expect("the template is valid")
-        .progress_chars("=> ");
-        bar.set_style(style);
-        bar.set_message(what);
-        bar.enable_steady_tick(Duration::from_millis(200));
-        bar
     }
 }
 
@@ -79,17 +74,25 @@ impl Terminal {
         if !self.stderr || total < PROGRESS_BYTES_FROM {
             return ProgressBar::hidden();
         }
-        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-        let style = ProgressStyle::with_template(
+        drawn_bar(
+            total,
+            what,
             "{msg} [{bar:40}] {binary_bytes}/{binary_total_bytes}, {binary_bytes_per_sec}, {eta} left",
         )
-        .expect("the template is valid")
-        .progress_chars("=> ");
-        bar.set_style(style);
-        bar.set_message(what);
-        bar.enable_steady_tick(Duration::from_millis(200));
-        bar
     }
+}
+
+/// A progress bar on stderr over `total`, labelled `what`, drawn with
+/// indicatif's `template`.
+fn drawn_bar(total: u64, what: &'static str, template: &str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template(template)
+        .expect("the templates are valid")
+        .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_message(what);
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
 }
 
 /// Below this many bytes, a check or copy is too quick for a progress bar.

@@ -5,10 +5,6 @@ mod common;
 
 use std::fs;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread;
-use std::time::Duration;
 
 use common::*;
 use eventfold::{EventLog, EventReader};
@@ -185,27 +181,10 @@ fn inspect_shows_an_interrupted_rotation_and_a_torn_tail() {
 #[test]
 fn inspect_beside_a_live_writer_sees_it_and_a_growing_history() {
     let dir = test_dir();
-    let stop = Arc::new(AtomicBool::new(false));
-    let written = Arc::new(AtomicU64::new(0));
-    let writer = {
-        let (stop, written) = (Arc::clone(&stop), Arc::clone(&written));
-        let path = dir.path().to_path_buf();
-        thread::spawn(move || {
-            let mut log = open_rotating(&path);
-            let mut n = 0;
-            while !stop.load(Ordering::Relaxed) {
-                append_rotating(&mut log, n..n + 50);
-                n += 50;
-                written.store(n, Ordering::SeqCst);
-            }
-        })
-    };
-    while written.load(Ordering::SeqCst) < 300 {
-        thread::sleep(Duration::from_millis(5));
-    }
+    let writer = LiveWriter::start(dir.path(), 300);
     let mut last = 0;
     for _ in 0..5 {
-        let before = written.load(Ordering::SeqCst);
+        let before = writer.acknowledged();
         let (json, code) = json_of("inspect", dir.path());
         assert_eq!(code, 0);
         let events = json["events"].as_u64().unwrap();
@@ -214,41 +193,22 @@ fn inspect_beside_a_live_writer_sees_it_and_a_growing_history() {
         assert_eq!(json["writer"], "open");
         last = events;
     }
-    stop.store(true, Ordering::Relaxed);
-    writer.join().unwrap();
+    writer.stop();
 }
 
 #[test]
 fn a_backup_during_heavy_appends_holds_what_was_acknowledged_and_verifies() {
     let dir = test_dir();
     let copies = test_dir();
-    let stop = Arc::new(AtomicBool::new(false));
-    let written = Arc::new(AtomicU64::new(0));
-    let writer = {
-        let (stop, written) = (Arc::clone(&stop), Arc::clone(&written));
-        let path = dir.path().to_path_buf();
-        thread::spawn(move || {
-            let mut log = open_rotating(&path);
-            let mut n = 0;
-            while !stop.load(Ordering::Relaxed) {
-                append_rotating(&mut log, n..n + 50);
-                n += 50;
-                written.store(n, Ordering::SeqCst);
-            }
-        })
-    };
-    while written.load(Ordering::SeqCst) < 600 {
-        thread::sleep(Duration::from_millis(5));
-    }
-    let before = written.load(Ordering::SeqCst);
+    let writer = LiveWriter::start(dir.path(), 600);
+    let before = writer.acknowledged();
     let dest = copies.path().join("copy");
     let output = eventfold(["backup", "--json"])
         .arg(dir.path())
         .arg(&dest)
         .output()
         .unwrap();
-    stop.store(true, Ordering::Relaxed);
-    writer.join().unwrap();
+    writer.stop();
     assert!(
         output.status.success(),
         "{}",
@@ -295,4 +255,18 @@ fn the_new_commands_refuse_bad_arguments() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains("no such directory"));
+}
+
+#[test]
+fn verify_beside_a_writer_that_rotates_finds_nothing_wrong() {
+    let dir = test_dir();
+    let writer = LiveWriter::start(dir.path(), 300);
+    for _ in 0..5 {
+        let before = writer.acknowledged();
+        let (report, code) = json_of("verify", dir.path());
+        assert_eq!(report["problems"], Value::Array(vec![]), "{report}");
+        assert_eq!(code, 0);
+        assert!(report["events"].as_u64().unwrap() >= before);
+    }
+    writer.stop();
 }

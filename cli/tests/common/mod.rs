@@ -209,3 +209,53 @@ pub fn terminate(child: &mut Child, timeout: Duration) -> ExitStatus {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A thread appending events of [`event`] to a log on a directory in
+/// batches of 50, rotating as [`append_rotating`] does, until stopped.
+pub struct LiveWriter {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    written: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl LiveWriter {
+    /// Starts a writer on `dir`; returns once it has acknowledged
+    /// `at_least` events.
+    pub fn start(dir: &Path, at_least: u64) -> LiveWriter {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let written = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let thread = {
+            let (stop, written) = (stop.clone(), written.clone());
+            let path = dir.to_path_buf();
+            std::thread::spawn(move || {
+                let mut log = open_rotating(&path);
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    append_rotating(&mut log, n..n + 50);
+                    n += 50;
+                    written.store(n, Ordering::SeqCst);
+                }
+            })
+        };
+        while written.load(Ordering::SeqCst) < at_least {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        LiveWriter {
+            stop,
+            written,
+            thread,
+        }
+    }
+
+    /// The events acknowledged so far.
+    pub fn acknowledged(&self) -> u64 {
+        self.written.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Stops the writer and waits for it.
+    pub fn stop(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().expect("the writer thread");
+    }
+}
