@@ -74,7 +74,7 @@ pub use crate::error::{Error, Result};
 pub use crate::event::Event;
 pub use crate::history::{HistoryRef, Source};
 pub use crate::inspect::{EventSummary, Inspection, PendingFile, ViewSummary, WriterState};
-pub use crate::lines::{ReadFrom, ReadFull, ReadSeq, SeqEvents};
+pub use crate::lines::{ReadFrom, ReadFull, ReadSeq, SeqEvents, SeqLines};
 pub use crate::log::{EventLog, EventLogBuilder};
 pub use crate::reader::{EventReader, Follow};
 pub use crate::shared::SharedLog;

@@ -29,6 +29,9 @@ pub(crate) struct LineEvent {
     pub(crate) end: u64,
     /// [`line_hash`] of the line.
     pub(crate) hash: u64,
+    /// The line itself, without its newline, when the reader keeps lines
+    /// ([`Lines::keep_lines`]).
+    pub(crate) line: Option<String>,
 }
 
 /// Splits a stream of JSON Lines into events, keeping track of byte
@@ -49,6 +52,8 @@ pub(crate) struct Lines<R> {
     /// sequence numbers existed) gets it.
     seq: Option<u64>,
     buf: Vec<u8>,
+    /// Whether [`next_event`](Self::next_event) returns each line's text.
+    keep_lines: bool,
 }
 
 impl<R: BufRead> Lines<R> {
@@ -67,7 +72,13 @@ impl<R: BufRead> Lines<R> {
             archive_len,
             seq: None,
             buf: Vec::new(),
+            keep_lines: false,
         }
+    }
+
+    /// Makes [`next_event`](Self::next_event) return each line's text too.
+    pub(crate) fn keep_lines(&mut self) {
+        self.keep_lines = true;
     }
 
     /// Sets the sequence number of the next line.
@@ -95,12 +106,18 @@ impl<R: BufRead> Lines<R> {
         match serde_json::from_slice::<StoredLine>(line) {
             Ok(stored) => {
                 let hash = line_hash(line);
+                // A line that parsed as JSON is UTF-8: JSON outside strings
+                // is ASCII, and serde_json checks the strings.
+                let text = self
+                    .keep_lines
+                    .then(|| String::from_utf8_lossy(line).into_owned());
                 let seq = self.take_seq(start, stored.seq)?;
                 Ok(Some(LineEvent {
                     event: stored.into_event(),
                     seq,
                     end: self.pos,
                     hash,
+                    line: text,
                 }))
             }
             Err(e) => {
@@ -584,6 +601,16 @@ impl HistoryLines {
         }
     }
 
+    /// Makes every line read from now on carry its text.
+    fn keep_lines(&mut self) {
+        if let Some(archive) = &mut self.archive {
+            archive.keep_lines();
+        }
+        if let Some(active) = &mut self.active {
+            active.keep_lines();
+        }
+    }
+
     fn fail(&mut self, e: Error) -> Option<Result<LineEvent>> {
         self.archive = None;
         self.active = None;
@@ -621,6 +648,8 @@ pub struct ReadSeq {
     history: HistoryLines,
     /// For a reader: how to look at the files again after an error.
     reopen: Option<Box<dyn Reopen>>,
+    /// Whether lines carry their text ([`ReadSeq::lines`]).
+    keep_lines: bool,
 }
 
 /// How a reader's iterator goes on when the files changed under it.
@@ -641,6 +670,7 @@ impl ReadSeq {
             next: seq,
             history: HistoryLines::new(archive, active),
             reopen: None,
+            keep_lines: false,
         }
     }
 
@@ -727,6 +757,32 @@ impl ReadSeq {
         SeqEvents(self)
     }
 
+    /// The same events as the exact lines stored for them: `(seq, line)`,
+    /// each line as it is in the file, without its newline (the bytes
+    /// whose xxh3-64 is the line hash [`ReadSeq`] yields). For a caller
+    /// that copies the log elsewhere byte for byte: a replica, a backup.
+    /// Each line is still checked to be a valid event.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::{Event, EventLog};
+    /// use serde_json::json;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let mut log = EventLog::open(dir.path())?;
+    /// log.append(&Event::with_ts("a", json!(1), 7))?;
+    /// let (seq, line) = log.read_from_seq(0)?.lines().next().expect("one event")?;
+    /// assert_eq!(seq, 0);
+    /// assert_eq!(line, r#"{"type":"a","data":1,"ts":7,"seq":0}"#);
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    pub fn lines(mut self) -> SeqLines {
+        self.keep_lines = true;
+        self.history.keep_lines();
+        SeqLines(self)
+    }
+
     /// The next line, with its sequence number.
     fn next_line(&mut self) -> Option<Result<(u64, LineEvent)>> {
         let mut reopened = 0;
@@ -740,6 +796,9 @@ impl ReadSeq {
                         Err(e) => return Some(Err(e)),
                         Ok((archive, active)) => {
                             self.history = HistoryLines::new(archive, active);
+                            if self.keep_lines {
+                                self.history.keep_lines();
+                            }
                             reopened += 1;
                         }
                     }
@@ -799,6 +858,44 @@ impl Iterator for SeqEvents {
         self.0
             .next_line()
             .map(|line| line.map(|(seq, line)| (seq, line.event)))
+    }
+}
+
+/// The iterator returned by [`ReadSeq::lines`]: `(seq, line)`, each line
+/// exactly as stored, without its newline.
+#[derive(Debug)]
+pub struct SeqLines(ReadSeq);
+
+impl SeqLines {
+    /// The sequence number of the line the next call yields, as
+    /// [`ReadSeq::next_seq`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::{Event, EventLog};
+    /// use serde_json::json;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let mut log = EventLog::open(dir.path())?;
+    /// log.append(&Event::new("a", json!(1)))?;
+    /// let mut lines = log.read_from_seq(0)?.lines();
+    /// lines.next();
+    /// assert_eq!(lines.next_seq(), 1);
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    pub fn next_seq(&self) -> u64 {
+        self.0.next_seq()
+    }
+}
+
+impl Iterator for SeqLines {
+    type Item = Result<(u64, String)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0
+            .next_line()
+            .map(|line| line.map(|(seq, line)| (seq, line.line.unwrap_or_default())))
     }
 }
 

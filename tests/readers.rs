@@ -391,3 +391,63 @@ fn is_root() -> bool {
     use std::os::unix::fs::MetadataExt;
     fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
+
+#[test]
+fn lines_are_the_stored_bytes_through_the_archive_and_the_active_log() {
+    let _guard = common::in_process_test();
+    let dir = common::test_dir();
+    let mut log = EventLog::builder(dir.path())
+        .max_log_size(400)
+        .open()
+        .unwrap();
+    common::append_numbered(&mut log, 0..40);
+    assert!(common::data_file(dir.path(), "archive.jsonl.zst").exists());
+    // A hand-written line of another key order and spacing stays as it is.
+    let odd = r#"{ "ts": 5, "data": {"n": 40}, "type": "numbered" }"#;
+    drop(log);
+    common::append_bytes(
+        &common::data_file(dir.path(), "app.jsonl"),
+        format!("{odd}\n").as_bytes(),
+    );
+
+    let mut stored = common::archive_lines(dir.path());
+    let active = std::fs::read_to_string(common::data_file(dir.path(), "app.jsonl")).unwrap();
+    stored.extend(active.lines().map(str::to_owned));
+    assert_eq!(stored.len(), 41);
+
+    // Opened again, the writer takes the line in and tells readers.
+    let log = EventLog::open(dir.path()).unwrap();
+    let reader = log.reader();
+    let lines: Vec<(u64, String)> = reader
+        .read_from_seq(0)
+        .unwrap()
+        .lines()
+        .collect::<eventfold::Result<_>>()
+        .unwrap();
+    let expected: Vec<(u64, String)> = stored
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| (i as u64, l))
+        .collect();
+    assert_eq!(lines, expected);
+
+    // From the middle, with the hashes the other iterator gives.
+    let hashes: Vec<String> = reader
+        .read_from_seq(30)
+        .unwrap()
+        .map(|i| i.unwrap().2)
+        .collect();
+    let from_30: Vec<(u64, String)> = reader
+        .read_from_seq(30)
+        .unwrap()
+        .lines()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(from_30, expected[30..]);
+    for ((_, line), hash) in from_30.iter().zip(&hashes) {
+        assert_eq!(
+            format!("{:016x}", xxhash_rust::xxh3::xxh3_64(line.as_bytes())),
+            *hash
+        );
+    }
+}
