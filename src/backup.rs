@@ -13,7 +13,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Serialize;
 
@@ -345,27 +345,12 @@ fn copy_with_progress(
 /// Copies the snapshots of `views` that fit the copy in `dest`; the others
 /// are named in `backup.snapshots_left_out`.
 fn copy_snapshots(views: &Path, dest: &Path, backup: &mut Backup) -> Result<()> {
-    let entries = match fs::read_dir(views) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io(views, e)),
-    };
-    let mut paths: Vec<PathBuf> = Vec::new();
-    for entry in entries {
-        let path = entry.at(views)?.path();
-        if path.to_string_lossy().ends_with(SNAPSHOT_SUFFIX) {
-            paths.push(path);
-        }
-    }
-    paths.sort();
+    let snapshots = crate::snapshot::snapshot_files(views)?;
     let dest_views = dest.join(VIEWS_DIR);
     durable::create_dir_all(&dest_views)?;
     let copy = EventReader::open(dest)?.observe()?;
-    for path in paths {
-        let name = path
-            .file_name()
-            .map(|name| name.to_string_lossy().into_owned())
-            .unwrap_or_default();
+    for (view, path) in snapshots {
+        let name = format!("{view}{SNAPSHOT_SUFFIX}");
         let Some(bytes) = durable::read_regular(&path, crate::snapshot::MAX_SNAPSHOT)
             .ok()
             .flatten()

@@ -366,6 +366,21 @@ fn clear_tmp(tmp: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The entries of `dir`, sorted by name; none when it does not exist.
+pub(crate) fn entries(dir: &Path) -> Result<Vec<PathBuf>> {
+    let listing = match fs::read_dir(dir) {
+        Ok(listing) => listing,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    let mut paths = Vec::new();
+    for entry in listing {
+        paths.push(entry.map_err(|e| Error::io(dir, e))?.path());
+    }
+    paths.sort();
+    Ok(paths)
+}
+
 /// Removes `path` durably. A missing file is not an error.
 pub(crate) fn remove_file(path: &Path) -> Result<()> {
     match fs::remove_file(path) {

@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::history::History;
 use crate::reader::EventReader;
 use crate::rotation::INTENT_FILE;
-use crate::snapshot::{SNAPSHOT_SUFFIX, ViewSnapshot};
+use crate::snapshot::{self, ViewSnapshot};
 
 /// What [`EventReader::inspect`] found in a data directory.
 ///
@@ -196,14 +196,7 @@ impl EventReader {
 /// The snapshots in `views/`, by name.
 fn views(history: &History) -> Result<Vec<ViewSummary>> {
     let mut views = Vec::new();
-    for path in files_in(&history.paths.views)? {
-        let Some(name) = path
-            .file_name()
-            .and_then(|name| name.to_str())
-            .and_then(|name| name.strip_suffix(SNAPSHOT_SUFFIX))
-        else {
-            continue;
-        };
+    for (name, path) in snapshot::snapshot_files(&history.paths.views)? {
         let len = fs::symlink_metadata(&path).map_or(0, |m| m.len());
         let mut view = ViewSummary {
             name: name.to_owned(),
@@ -272,7 +265,7 @@ fn pending(history: &History) -> Result<Vec<PendingFile>> {
         });
     }
     for dir in [&paths.dir, &paths.views] {
-        for path in files_in(dir)? {
+        for path in durable::entries(dir)? {
             if path.to_string_lossy().ends_with(TMP_SUFFIX) {
                 add(
                     &mut pending,
@@ -285,24 +278,9 @@ fn pending(history: &History) -> Result<Vec<PendingFile>> {
     Ok(pending)
 }
 
-/// The entries of `dir`, sorted; none if it does not exist.
-fn files_in(dir: &Path) -> Result<Vec<PathBuf>> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io(dir, e)),
-    };
-    let mut paths = Vec::new();
-    for entry in entries {
-        paths.push(entry.map_err(|e| Error::io(dir, e))?.path());
-    }
-    paths.sort();
-    Ok(paths)
-}
-
 /// Whether an `EventLog` holds the lock on `dir`, read from the kernel's
 /// table of locks rather than by taking it.
-fn writer_state(dir: &Path) -> WriterState {
+pub(crate) fn writer_state(dir: &Path) -> WriterState {
     #[cfg(target_os = "linux")]
     {
         use std::os::unix::fs::MetadataExt;

@@ -145,10 +145,12 @@ pub(crate) fn rotate(history: &mut History, file: &mut File, checked_len: &mut u
         let history = &*history;
         let check = unchecked.then(|| {
             let mut checked = *checked_len;
-            scope.spawn(move || check_active_log(history, &mut checked).map(|()| checked))
+            Task::start(scope, "eventfold-check", move || {
+                check_active_log(history, &mut checked).map(|()| checked)
+            })
         });
         let written = write_archive(history);
-        (written, check.map(|check| check.join()))
+        (written, check.map(Task::join))
     });
     let written = match written {
         // The check panicked (no damage in a file can make it): the
@@ -215,9 +217,14 @@ struct Ready {
 fn write_archive(history: &History) -> Result<Written> {
     let paths = &history.paths;
     let intent = Intent::new(history.archive_len, history.len);
-    let (ready, frames) = thread::scope(|scope| {
-        let preparing = scope.spawn(|| prepare(paths, &intent));
+    let written = thread::scope(|scope| {
+        let preparing = Task::start(scope, "eventfold-prepare", || prepare(paths, &intent));
         write_frames(paths, history.len, preparing)
+    });
+    // The scope waited for step 2: should the frames have failed, the
+    // empty file it prepared is removed (the record stays, for recovery).
+    let (ready, frames) = written.inspect_err(|_| {
+        let _ = fs::remove_file(durable::tmp_path(&paths.log));
     })?;
     let Ready { archive, empty } = ready;
     let result = (|| {
@@ -250,8 +257,10 @@ fn write_archive(history: &History) -> Result<Written> {
             ));
         }
         let (synced, indexed) = thread::scope(|scope| {
-            let indexing = scope.spawn(|| index.append(&paths.index, &entries));
-            (archive.sync_all().at(&paths.archive), join(indexing))
+            let indexing = Task::start(scope, "eventfold-index", || {
+                index.append(&paths.index, &entries)
+            });
+            (archive.sync_all().at(&paths.archive), indexing.result())
         });
         synced.and(indexed)?;
         Ok((archive_len, index))
@@ -288,11 +297,67 @@ fn prepare(paths: &Paths, intent: &Intent) -> Result<Ready> {
     Ok(Ready { archive, empty })
 }
 
-/// The result of a scoped thread; a panic in it goes on in this one.
-fn join<T>(handle: thread::ScopedJoinHandle<'_, Result<T>>) -> Result<T> {
-    handle
-        .join()
-        .unwrap_or_else(|panicked| panic::resume_unwind(panicked))
+/// Work done on a second thread of a scope, or in this one when no thread
+/// can be started (the system is out of threads or memory): a rotation
+/// then takes longer but does not fail for it.
+enum Task<'s, T> {
+    /// The thread's closure gives `None` only if it found its slot
+    /// empty, which cannot happen: only a closure that did not start is
+    /// taken back.
+    Running(thread::ScopedJoinHandle<'s, Option<T>>),
+    Done(T),
+}
+
+impl<'s, T: Send + 's> Task<'s, T> {
+    fn start<'e, F>(scope: &'s thread::Scope<'s, 'e>, name: &str, f: F) -> Task<'s, T>
+    where
+        F: FnOnce() -> T + Send + 's,
+    {
+        // The closure is handed over through a slot, so that it is still
+        // here to run should the thread not start.
+        let slot = std::sync::Arc::new(std::sync::Mutex::new(Some(f)));
+        let theirs = std::sync::Arc::clone(&slot);
+        let spawned = thread::Builder::new()
+            .name(name.to_owned())
+            .spawn_scoped(scope, move || {
+                let f = theirs.lock().unwrap_or_else(|p| p.into_inner()).take();
+                f.map(|f| f())
+            });
+        let f = match spawned {
+            Ok(handle) => return Task::Running(handle),
+            Err(e) => {
+                ::log::debug!("eventfold: {name} runs in this thread: {e}");
+                slot.lock().unwrap_or_else(|p| p.into_inner()).take()
+            }
+        };
+        Task::Done(f
+            .expect("a closure that did not start is still in its slot")(
+        ))
+    }
+
+    /// Whether the work is done (joining would not wait).
+    fn is_finished(&self) -> bool {
+        match self {
+            Task::Running(handle) => handle.is_finished(),
+            Task::Done(_) => true,
+        }
+    }
+
+    /// The work's outcome, or the panic it ended with.
+    fn join(self) -> thread::Result<T> {
+        match self {
+            Task::Running(handle) => handle
+                .join()
+                .map(|ran| ran.expect("a started thread takes its closure")),
+            Task::Done(value) => Ok(value),
+        }
+    }
+
+    /// The work's outcome; a panic in it goes on in this thread.
+    fn result(self) -> T {
+        self.join()
+            .unwrap_or_else(|panicked| panic::resume_unwind(panicked))
+    }
 }
 
 /// After the check found a damaged line while the frames were written:
@@ -396,7 +461,7 @@ fn empty_active_log(paths: &Paths, file: &mut File, empty: Option<&Path>) -> Res
 fn write_frames<'s>(
     paths: &Paths,
     len: u64,
-    preparing: thread::ScopedJoinHandle<'s, Result<Ready>>,
+    preparing: Task<'s, Result<Ready>>,
 ) -> Result<(Ready, Vec<FrameTail>)> {
     let mut compressor = Compressor::new(paths, len)?;
     let mut archive = Archive::Preparing(preparing, Vec::new());
@@ -408,11 +473,17 @@ fn write_frames<'s>(
     Ok((archive.ready(paths)?, frames))
 }
 
+/// How many frames a rotation keeps in memory at most while step 2 is
+/// under way (each holds about [`FRAME_CONTENT`] bytes before compression):
+/// on a disk slow enough to take longer than that for one record and a
+/// directory sync, compression waits rather than fill memory.
+const KEPT_FRAMES: usize = 32;
+
 /// The archive a rotation writes its frames to, while step 2 is under way
 /// and once it is done.
 enum Archive<'s> {
     /// Step 2 is under way; the frames compressed meanwhile, in order.
-    Preparing(thread::ScopedJoinHandle<'s, Result<Ready>>, Vec<Vec<u8>>),
+    Preparing(Task<'s, Result<Ready>>, Vec<Vec<u8>>),
     Ready(Ready),
 }
 
@@ -421,7 +492,9 @@ impl Archive<'_> {
     /// kept before it; keeps it (taking it) until then.
     fn write(self, paths: &Paths, frame: &mut Vec<u8>) -> Result<Self> {
         match self {
-            Archive::Preparing(preparing, mut kept) if !preparing.is_finished() => {
+            Archive::Preparing(preparing, mut kept)
+                if !preparing.is_finished() && kept.len() < KEPT_FRAMES =>
+            {
                 kept.push(std::mem::take(frame));
                 Ok(Archive::Preparing(preparing, kept))
             }
@@ -441,7 +514,7 @@ impl Archive<'_> {
     fn ready(self, paths: &Paths) -> Result<Ready> {
         match self {
             Archive::Preparing(preparing, kept) => {
-                let ready = join(preparing)?;
+                let ready = preparing.result()?;
                 for frame in kept {
                     (&ready.archive).write_all(&frame).at(&paths.archive)?;
                 }

@@ -417,6 +417,20 @@ impl<S: DeserializeOwned> ViewSnapshot<S> {
     }
 }
 
+/// The snapshot files in `views_dir` (the names ending in
+/// [`SNAPSHOT_SUFFIX`]), sorted, each with its view's name (the file name
+/// without the suffix); none when the directory does not exist.
+pub(crate) fn snapshot_files(views_dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+    Ok(durable::entries(views_dir)?
+        .into_iter()
+        .filter_map(|path| {
+            let file_name = path.file_name()?.to_string_lossy().into_owned();
+            let name = file_name.strip_suffix(SNAPSHOT_SUFFIX)?.to_owned();
+            Some((name, path))
+        })
+        .collect())
+}
+
 /// Calls `f` with the path and content of every snapshot file in
 /// `views_dir`, whatever its state type (kept as raw JSON text, so that
 /// rewriting a file changes nothing but its position); `None` for a
@@ -426,14 +440,7 @@ fn for_each_snapshot(
     views_dir: &Path,
     mut f: impl FnMut(&Path, Option<ViewSnapshot<&RawValue>>) -> Result<()>,
 ) -> Result<()> {
-    for entry in fs::read_dir(views_dir).at(views_dir)? {
-        let path = entry.at(views_dir)?.path();
-        let is_snapshot = path
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().ends_with(SNAPSHOT_SUFFIX));
-        if !is_snapshot {
-            continue;
-        }
+    for (_, path) in snapshot_files(views_dir)? {
         let bytes = match durable::read_regular(&path, MAX_SNAPSHOT) {
             Ok(Some(bytes)) => Some(bytes),
             Ok(None) => continue,

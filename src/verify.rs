@@ -9,18 +9,21 @@
 //! snapshot is checked (its own checksum, and its position against the
 //! log). Nothing is written.
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::durable;
 use crate::error::{Error, IoContext, Result};
+use crate::event::{Event, MAX_LINE};
 use crate::history::History;
 use crate::index::{self, FrameEntry};
-use crate::lines::{Lines, READ_BUF};
+use crate::inspect::{self, WriterState};
+use crate::lines::{self, Lines, READ_BUF};
 use crate::reader::EventReader;
-use crate::snapshot::{SNAPSHOT_SUFFIX, ViewSnapshot};
+use crate::snapshot::{self, ViewSnapshot};
 
 /// What [`EventReader::verify`] found.
 ///
@@ -191,6 +194,9 @@ impl EventReader {
         verify_active_log(self, &history, &mut report, &mut |read| {
             progress(read, total)
         })?;
+        if let Some(problem) = torn_tail(&history)? {
+            report.problems.push(problem);
+        }
         // Snapshots are checked against the files as they are now: a live
         // writer may have saved one since the log was read.
         let now = match self.observe() {
@@ -324,6 +330,53 @@ fn verify_active_log(
     Ok(())
 }
 
+/// A last event of `app.jsonl` that lost its final newline (or had it
+/// changed by hand), while no writer has the directory open: the bytes
+/// after the last complete line hold a whole event but no newline. The
+/// next writer would move them aside (into `app.jsonl.torn`) as a torn
+/// write, so this is a problem to see first. A torn write that cut the
+/// line short is not one: recovery sets it aside, and nothing
+/// acknowledged was in it.
+fn torn_tail(history: &History) -> Result<Option<Problem>> {
+    let path = &history.paths.log;
+    let len = durable::file_len(path)?;
+    if len <= history.len || inspect::writer_state(&history.paths.dir) != WriterState::Closed {
+        return Ok(None);
+    }
+    let start = history.len.max(len.saturating_sub(MAX_LINE));
+    let mut file = File::open(path).at(path)?;
+    let tail = lines::read_range(&mut file, start, len).at(path)?;
+    if tail.last() == Some(&b'\n') {
+        return Ok(None);
+    }
+    let line_start = match tail.iter().rposition(|&b| b == b'\n') {
+        Some(i) => i + 1,
+        None if start == history.len => 0,
+        None => return Ok(None),
+    };
+    let line = tail[line_start..].trim_ascii_end();
+    let Some(event) = std::str::from_utf8(line)
+        .ok()
+        .and_then(|line| Event::from_json_line(line).ok())
+    else {
+        return Ok(None);
+    };
+    let offset = start + line_start as u64;
+    Ok(Some(Problem {
+        path: path.clone(),
+        offset,
+        seq: Some(history.next_seq),
+        detail: format!(
+            "the last line holds a whole event (of type {:?}) but does not end in a newline: \
+             the next writer would move it aside into {} as a torn write; if it is an event \
+             whose final newline was lost or changed, put the newline back before opening the \
+             log",
+            event.event_type,
+            history.paths.torn.display()
+        ),
+    }))
+}
+
 /// The events `next .. end`, which a rotation moved out of the active log
 /// while it was read: read through the reader, which follows them.
 fn verify_moved(
@@ -364,18 +417,7 @@ fn next_line_start(path: &Path, at: u64, end: u64) -> Result<Option<u64>> {
 
 /// Every snapshot in `views/`: intact, and at a position the log holds.
 fn verify_snapshots(history: &History, report: &mut Verification) -> Result<()> {
-    let dir = &history.paths.views;
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io(dir, e)),
-    };
-    let mut paths: Vec<PathBuf> = entries
-        .map(|entry| entry.map(|entry| entry.path()).at(dir))
-        .collect::<Result<_>>()?;
-    paths.retain(|path| path.to_string_lossy().ends_with(SNAPSHOT_SUFFIX));
-    paths.sort();
-    for path in paths {
+    for (_, path) in snapshot::snapshot_files(&history.paths.views)? {
         report.snapshots += 1;
         let snapshot = match ViewSnapshot::<serde::de::IgnoredAny>::load(&path) {
             Ok(Some((snapshot, _))) => snapshot,

@@ -267,3 +267,70 @@ fn a_backup_refuses_a_destination_inside_the_directory_and_names_a_damaged_line(
         "{failed}"
     );
 }
+
+#[test]
+fn verify_reports_a_last_event_whose_newline_was_lost_or_changed() {
+    // (how the file's end was changed, whether the writer's record of the
+    // acknowledged length is still there)
+    type Change = fn(&mut Vec<u8>);
+    let cases: [(&str, Change, bool); 4] = [
+        (
+            "newline removed",
+            |b| {
+                b.pop();
+            },
+            true,
+        ),
+        (
+            "newline removed",
+            |b| {
+                b.pop();
+            },
+            false,
+        ),
+        (
+            "newline turned into a space",
+            |b| *b.last_mut().unwrap() = b' ',
+            true,
+        ),
+        (
+            "newline turned into a space",
+            |b| *b.last_mut().unwrap() = b' ',
+            false,
+        ),
+    ];
+    for (what, change, with_record) in cases {
+        let dir = test_dir();
+        let mut log = EventLog::open(dir.path()).unwrap();
+        append_numbered(&mut log, 0..3);
+        drop(log);
+        let path = data_file(dir.path(), "app.jsonl");
+        let mut bytes = fs::read(&path).unwrap();
+        let last_line_start = bytes[..bytes.len() - 1]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .unwrap() as u64
+            + 1;
+        change(&mut bytes);
+        fs::write(&path, &bytes).unwrap();
+        if !with_record {
+            // As in a directory written before the record existed.
+            fs::remove_file(data_file(dir.path(), "app.jsonl.committed")).unwrap();
+        }
+        let report = verify(dir.path());
+        assert_eq!(
+            report.problems.len(),
+            1,
+            "{what}, record {with_record}: {:?}",
+            report.problems
+        );
+        let problem = &report.problems[0];
+        assert_eq!(problem.path, path, "{what}");
+        assert_eq!(
+            problem.offset, last_line_start,
+            "{what}, record {with_record}: {problem}"
+        );
+        assert_eq!(problem.seq, Some(2), "{what}");
+        assert_eq!(report.events, 2, "{what}");
+    }
+}

@@ -731,6 +731,7 @@ fn child_rotate_archive(dir: &Path) {
     // the log did not.
     assert!(!log.is_poisoned());
     assert!(!dir.join("rotation.json").exists());
+    assert!(!dir.join("app.jsonl.tmp").exists());
     assert_eq!(
         file_size(&archive),
         archive_before,
@@ -746,6 +747,10 @@ fn child_rotate_archive(dir: &Path) {
     assert!(
         file_size(&archive) > archive_before,
         "a partial frame was written"
+    );
+    assert!(
+        !dir.join("app.jsonl.tmp").exists(),
+        "the empty file prepared for step 5 was removed"
     );
     assert!(log.active_len() < 16 * 512);
     assert_poisoned(&mut log, "archive.jsonl.zst");
