@@ -95,6 +95,14 @@ pub enum Error {
         /// Why it was rejected.
         reason: &'static str,
     },
+    /// A setting of the builder that cannot stand: an
+    /// [`Upcasters`](crate::Upcasters) step from version 0, two steps from
+    /// the same type and version, an option for a view that is not
+    /// registered or does not take it.
+    InvalidConfig {
+        /// What is wrong, naming the step or view.
+        reason: String,
+    },
     /// Two views were registered under the same name.
     DuplicateView {
         /// The name registered twice.
@@ -357,6 +365,7 @@ impl fmt::Display for Error {
             Error::InvalidViewName { name, reason } => {
                 write!(f, "invalid view name {name:?}: {reason}")
             }
+            Error::InvalidConfig { reason } => write!(f, "{reason}"),
             Error::DuplicateView { name } => {
                 write!(f, "a view named {name:?} is registered twice")
             }

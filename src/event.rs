@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::upcast::Upcasters;
 
 /// The longest line eventfold writes or reads, newline excluded: 256 MiB.
 /// A longer line in a file can only be damage, and reading it whole could
@@ -108,6 +109,12 @@ impl Event {
     /// `ts` is the current Unix time in seconds (0 if the system clock is
     /// set before 1970).
     ///
+    /// A `serde_json::Value` cannot hold a float that is `NaN` or
+    /// infinite: `json!(f64::NAN)` is already `null` before eventfold sees
+    /// it, and the number is lost without an error. Build events from your
+    /// own types with [`Event::from_typed`] or [`Event::from_data`], which
+    /// refuse such floats.
+    ///
     /// # Examples
     ///
     /// ```
@@ -116,6 +123,7 @@ impl Event {
     ///
     /// let event = Event::new("note_tagged", json!({"note": 3, "tag": "home"}));
     /// assert_eq!(event.data["tag"], "home");
+    /// assert_eq!(json!(f64::NAN), json!(null)); // lost before it is an event
     /// ```
     pub fn new(event_type: impl Into<String>, data: Value) -> Self {
         let ts = SystemTime::now()
@@ -255,12 +263,15 @@ impl Event {
     /// Appends the event's stored line, with sequence number `seq` and its
     /// newline, to `buf`, after checking that it reads back exactly as it
     /// is. On error `buf` is as it was.
-    pub(crate) fn write_line(&self, buf: &mut Vec<u8>, seq: u64) -> Result<()> {
+    /// `version` is the schema version of its type (see
+    /// [`Upcasters`](crate::Upcasters)), written as `"v"` when above 1.
+    pub(crate) fn write_line(&self, buf: &mut Vec<u8>, seq: u64, version: u32) -> Result<()> {
         let start = buf.len();
         self.serialize_checked(buf)?;
         // The event's JSON is an object: its closing brace makes way for
-        // the sequence number.
+        // the version and the sequence number.
         buf.pop();
+        write_version(buf, version);
         writeln!(buf, ",\"seq\":{seq}}}").expect("writing to a Vec succeeds");
         if (buf.len() - start - 1) as u64 > MAX_LINE {
             let size = (buf.len() - start - 1) as u64;
@@ -320,12 +331,15 @@ pub(crate) struct Unnumbered {
 }
 
 impl Unnumbered {
-    /// Checks and serializes `events`, as [`Event::write_line`] does.
-    pub(crate) fn prepare(events: &[Event]) -> Result<Unnumbered> {
+    /// Checks and serializes `events`, as [`Event::write_line`] does, each
+    /// with the version `upcasters` give its type.
+    pub(crate) fn prepare(events: &[Event], upcasters: Option<&Upcasters>) -> Result<Unnumbered> {
         let mut prepared = Unnumbered::default();
         for event in events {
             event.serialize_checked(&mut prepared.json)?;
             prepared.json.pop();
+            let version = upcasters.map_or(1, |u| u.version_of(&event.event_type));
+            write_version(&mut prepared.json, version);
             prepared
                 .events
                 .push((prepared.json.len(), event.event_type.clone()));
@@ -363,6 +377,38 @@ impl Unnumbered {
     }
 }
 
+/// The fields of a stored line that every reader needs, read without
+/// building its `data`: for typed views, which decode `data` themselves.
+/// It accepts what [`StoredLine`] accepts, but for the shape of `meta`.
+#[derive(Deserialize)]
+pub(crate) struct Header<'a> {
+    #[serde(rename = "type", borrow)]
+    pub(crate) event_type: std::borrow::Cow<'a, str>,
+    #[allow(dead_code)]
+    data: serde::de::IgnoredAny,
+    #[allow(dead_code)]
+    ts: u64,
+    #[serde(default, borrow)]
+    #[allow(dead_code)]
+    id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    meta: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    pub(crate) seq: Option<u64>,
+    /// The schema version of the event's type; absent means 1.
+    #[serde(default)]
+    pub(crate) v: Option<u32>,
+}
+
+/// Writes `,"v":N` for a version above 1 (1 is the version of a line
+/// without `"v"`).
+fn write_version(buf: &mut Vec<u8>, version: u32) {
+    if version > 1 {
+        write!(buf, ",\"v\":{version}").expect("writing to a Vec succeeds");
+    }
+}
+
 /// A line of the log as it is read: an [`Event`] and, for lines written
 /// since sequence numbers exist, its `seq`.
 #[derive(Deserialize)]
@@ -377,6 +423,9 @@ pub(crate) struct StoredLine {
     meta: Option<Map<String, Value>>,
     #[serde(default)]
     pub(crate) seq: Option<u64>,
+    /// The schema version of the event's type; absent means 1.
+    #[serde(default)]
+    pub(crate) v: Option<u32>,
 }
 
 impl StoredLine {

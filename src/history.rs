@@ -30,6 +30,7 @@
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Deserialize;
@@ -41,6 +42,7 @@ use crate::event::{MAX_LINE, hash_hex, line_hash};
 use crate::index::{self, INDEX_FILE, Index};
 use crate::lines::{self, ActiveLines, ArchiveLines, Lines, LogFile, READ_BUF, line_start_before};
 use crate::publish::{Committed, Outlet};
+use crate::upcast::Upcasters;
 
 /// File name of the active log inside the data directory.
 pub(crate) const LOG_FILE: &str = "app.jsonl";
@@ -114,6 +116,8 @@ pub struct History {
     pub(crate) read_only: bool,
     /// The writer's: where moving the ends forward is published.
     outlet: Option<Outlet>,
+    /// What every event read goes through (see [`Upcasters`]).
+    pub(crate) upcasters: Option<Arc<Upcasters>>,
 }
 
 /// The history a [`Source`] gives: the writer's own, or what a reader
@@ -264,6 +268,7 @@ impl History {
             poisoned: None,
             read_only,
             outlet: None,
+            upcasters: None,
         };
         history.next_seq = history.find_next_seq()?;
         Ok(history)
@@ -413,7 +418,11 @@ impl History {
             Err(e) => return Err(Error::io(path, e)),
         };
         let reader = BufReader::with_capacity(READ_BUF, LogFile(file).take(remaining));
-        Ok(Lines::new(reader, path.clone(), offset, Some(self.len), None).with_seq(seq))
+        Ok(
+            Lines::new(reader, path.clone(), offset, Some(self.len), None)
+                .with_seq(seq)
+                .with_upcasters(self.upcasters.clone()),
+        )
     }
 
     /// Lines of the whole archive, `None` if there is none.
@@ -445,7 +454,15 @@ impl History {
             None,
             Some(self.archive_len),
         )
-        .with_seq(Some(frame.first_seq)))
+        .with_seq(Some(frame.first_seq))
+        .with_upcasters(self.upcasters.clone()))
+    }
+
+    /// The schema version new events of `event_type` are written with.
+    pub(crate) fn version_of(&self, event_type: &str) -> u32 {
+        self.upcasters
+            .as_ref()
+            .map_or(1, |upcasters| upcasters.version_of(event_type))
     }
 
     /// The lines of the history from event `seq` on: `(archive, active)`,

@@ -95,6 +95,10 @@ pub struct ViewSummary {
     pub seq: Option<u64>,
     /// The events the log holds past the snapshot, when known.
     pub behind: Option<u64>,
+    /// The version of the view that wrote it (see
+    /// [`View::with_version`](crate::View::with_version)): 0 unless the
+    /// view has one, `None` if the file is unreadable.
+    pub version: Option<u32>,
     /// Why the snapshot cannot be used (the view then replays the log),
     /// or `None` when it can.
     pub problem: Option<String>,
@@ -204,12 +208,14 @@ fn views(history: &History) -> Result<Vec<ViewSummary>> {
             offset: None,
             seq: None,
             behind: None,
+            version: None,
             problem: None,
         };
         match ViewSnapshot::<serde::de::IgnoredAny>::load(&path) {
             Ok(Some((snapshot, _))) => {
                 view.offset = Some(snapshot.offset);
                 view.seq = snapshot.seq;
+                view.version = Some(snapshot.version.unwrap_or(0));
                 view.behind = snapshot.seq.map(|seq| history.next_seq.saturating_sub(seq));
                 view.problem = if snapshot.offset > history.len {
                     Some(format!(

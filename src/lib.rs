@@ -66,6 +66,8 @@ mod rotation;
 mod shared;
 mod snapshot;
 mod tail;
+mod typed;
+mod upcast;
 mod verify;
 mod view;
 
@@ -79,6 +81,8 @@ pub use crate::log::{EventLog, EventLogBuilder};
 pub use crate::reader::{EventReader, Follow};
 pub use crate::shared::SharedLog;
 pub use crate::snapshot::Snapshot;
+pub use crate::typed::{TypedReduceFn, TypedReduceSeqFn};
+pub use crate::upcast::{UpcastFn, Upcasters};
 pub use crate::verify::{Problem, Verification};
 pub use crate::view::{ReduceFn, ReduceSeqFn, View};
 

@@ -6,14 +6,16 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Take};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::canonical;
 use crate::error::{Error, Result, shorten};
-use crate::event::{Event, MAX_LINE, StoredLine, hash_hex, line_hash};
+use crate::event::{Event, Header, MAX_LINE, StoredLine, hash_hex, line_hash};
 use crate::frames;
+use crate::upcast::Upcasters;
 
 /// Capacity of the read buffers: large enough that a refresh over a big
 /// log makes few system calls.
@@ -32,6 +34,16 @@ pub(crate) struct LineEvent {
     /// The line itself, without its newline, when the reader keeps lines
     /// ([`Lines::keep_lines`]).
     pub(crate) line: Option<String>,
+}
+
+/// Where a line decoded by [`Lines::next_with`] was.
+pub(crate) struct LineInfo {
+    /// Its sequence number, when known.
+    pub(crate) seq: Option<u64>,
+    /// Offset just after the line's newline.
+    pub(crate) end: u64,
+    /// [`line_hash`] of the line.
+    pub(crate) hash: u64,
 }
 
 /// Splits a stream of JSON Lines into events, keeping track of byte
@@ -54,6 +66,8 @@ pub(crate) struct Lines<R> {
     buf: Vec<u8>,
     /// Whether [`next_event`](Self::next_event) returns each line's text.
     keep_lines: bool,
+    /// Applied to every event read, when set.
+    upcasters: Option<Arc<Upcasters>>,
 }
 
 impl<R: BufRead> Lines<R> {
@@ -73,7 +87,15 @@ impl<R: BufRead> Lines<R> {
             seq: None,
             buf: Vec::new(),
             keep_lines: false,
+            upcasters: None,
         }
+    }
+
+    /// Makes every event read go through `upcasters` (see
+    /// [`Upcasters`]); `None` leaves them as stored.
+    pub(crate) fn with_upcasters(mut self, upcasters: Option<Arc<Upcasters>>) -> Self {
+        self.upcasters = upcasters.filter(|u| !u.is_empty());
+        self
     }
 
     /// Makes [`next_event`](Self::next_event) return each line's text too.
@@ -112,8 +134,15 @@ impl<R: BufRead> Lines<R> {
                     .keep_lines
                     .then(|| String::from_utf8_lossy(line).into_owned());
                 let seq = self.take_seq(start, stored.seq)?;
+                let version = stored.v.unwrap_or(1);
+                let mut event = stored.into_event();
+                if let Some(upcasters) = &self.upcasters
+                    && upcasters.applies(&event.event_type, version)
+                {
+                    event = upcasters.apply(event, version);
+                }
                 Ok(Some(LineEvent {
-                    event: stored.into_event(),
+                    event,
                     seq,
                     end: self.pos,
                     hash,
@@ -123,6 +152,66 @@ impl<R: BufRead> Lines<R> {
             Err(e) => {
                 Err(self.corrupt(start, format!("line is not a valid event: {}", shorten(e))))
             }
+        }
+    }
+
+    /// The next line, handed to `decode` with its sequence number (when
+    /// known) and its header (type, version, timestamp) before anything
+    /// else is built from it: for a typed view, which decodes the line
+    /// into its own event type. An error `decode` returns is the line's,
+    /// with this file and the line's offset. `None` at the end.
+    pub(crate) fn next_with<T>(
+        &mut self,
+        decode: impl FnOnce(
+            Option<u64>,
+            &Header<'_>,
+            &[u8],
+            Option<&Upcasters>,
+        ) -> std::result::Result<T, String>,
+    ) -> Result<Option<(T, LineInfo)>> {
+        let Some(start) = self.next_line()? else {
+            return Ok(None);
+        };
+        // The line is taken out of the buffer while it is decoded, so that
+        // its header can borrow it while the numbering is checked.
+        let buf = std::mem::take(&mut self.buf);
+        let result = self.decode_line(start, &buf, decode);
+        self.buf = buf;
+        result
+    }
+
+    fn decode_line<T>(
+        &mut self,
+        start: u64,
+        buf: &[u8],
+        decode: impl FnOnce(
+            Option<u64>,
+            &Header<'_>,
+            &[u8],
+            Option<&Upcasters>,
+        ) -> std::result::Result<T, String>,
+    ) -> Result<Option<(T, LineInfo)>> {
+        let line = &buf[..buf.len() - 1];
+        let header: Header<'_> = match serde_json::from_slice(line) {
+            Ok(header) => header,
+            Err(e) => {
+                return Err(
+                    self.corrupt(start, format!("line is not a valid event: {}", shorten(e)))
+                );
+            }
+        };
+        let seq = self.take_seq(start, header.seq)?;
+        let hash = line_hash(line);
+        match decode(seq, &header, line, self.upcasters.as_deref()) {
+            Ok(value) => Ok(Some((
+                value,
+                LineInfo {
+                    seq,
+                    end: self.pos,
+                    hash,
+                },
+            ))),
+            Err(detail) => Err(self.corrupt(start, detail)),
         }
     }
 

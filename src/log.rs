@@ -26,6 +26,8 @@ use crate::reader::EventReader;
 use crate::rotation;
 use crate::snapshot::SNAPSHOT_SUFFIX;
 use crate::tail;
+use crate::typed::{TypedReduceFn, TypedReduceSeqFn};
+use crate::upcast::Upcasters;
 use crate::view::{AnyView, ReduceFn, ReduceSeqFn, View};
 
 /// An append-only event log in a directory, with its registered views.
@@ -115,6 +117,7 @@ pub struct EventLogBuilder {
     /// The registered names in lower case, to refuse duplicates quickly.
     names: HashSet<String>,
     error: Option<Error>,
+    upcasters: Option<Arc<Upcasters>>,
 }
 
 impl fmt::Debug for EventLogBuilder {
@@ -226,6 +229,212 @@ impl EventLogBuilder {
         S: Serialize + DeserializeOwned + Default + Clone + Send + 'static,
     {
         self.register(name, |dir| View::with_seq(name, reducer, dir))
+    }
+
+    /// Registers a view of typed events: its reducer takes your own event
+    /// type `E` (an enum with `#[serde(tag = "type", content = "data")]`),
+    /// which each line is decoded into directly; see [`View::typed`] for
+    /// how event types that `E` does not name are treated. Otherwise the
+    /// same as [`view`](Self::view).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::EventLog;
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Serialize, Deserialize)]
+    /// #[serde(tag = "type", content = "data", rename_all = "snake_case")]
+    /// enum Ledger {
+    ///     Deposited { amount: i64 },
+    ///     Withdrawn { amount: i64 },
+    /// }
+    ///
+    /// fn balance(balance: i64, event: &Ledger) -> i64 {
+    ///     match event {
+    ///         Ledger::Deposited { amount } => balance + amount,
+    ///         Ledger::Withdrawn { amount } => balance - amount,
+    ///     }
+    /// }
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let mut log = EventLog::builder(dir.path()).typed_view("balance", balance).open()?;
+    /// log.append_typed(&Ledger::Deposited { amount: 10 })?;
+    /// log.refresh_all()?;
+    /// assert_eq!(*log.view::<i64>("balance")?, 10);
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    pub fn typed_view<S, E>(self, name: &str, reducer: TypedReduceFn<S, E>) -> Self
+    where
+        S: Serialize + DeserializeOwned + Default + Clone + Send + 'static,
+        E: DeserializeOwned + 'static,
+    {
+        self.register(name, |dir| View::typed(name, reducer, dir))
+    }
+
+    /// Registers a typed view whose reducer also gets each event's sequence
+    /// number; otherwise the same as [`typed_view`](Self::typed_view).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::EventLog;
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Serialize, Deserialize)]
+    /// #[serde(tag = "type", content = "data")]
+    /// enum Doc { Edited(String) }
+    ///
+    /// fn edits(mut seqs: Vec<u64>, seq: u64, _: &Doc) -> Vec<u64> {
+    ///     seqs.push(seq);
+    ///     seqs
+    /// }
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let mut log = EventLog::builder(dir.path()).typed_view_with_seq("edits", edits).open()?;
+    /// log.append_typed(&Doc::Edited("a".into()))?;
+    /// log.refresh_all()?;
+    /// assert_eq!(*log.view::<Vec<u64>>("edits")?, [0]);
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    pub fn typed_view_with_seq<S, E>(self, name: &str, reducer: TypedReduceSeqFn<S, E>) -> Self
+    where
+        S: Serialize + DeserializeOwned + Default + Clone + Send + 'static,
+        E: DeserializeOwned + 'static,
+    {
+        self.register(name, |dir| View::typed_with_seq(name, reducer, dir))
+    }
+
+    /// Sets the version of the view registered as `name` (see
+    /// [`View::with_version`]): bump it whenever you change the view's
+    /// reducer or state, and its old snapshot is rebuilt from the log
+    /// instead of being loaded. Call it after registering the view; a name
+    /// not registered is an error of [`open`](Self::open).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::{Event, EventLog};
+    /// use serde_json::json;
+    ///
+    /// fn count(n: u64, _: &Event) -> u64 { n + 1 }
+    /// fn count_pings(n: u64, e: &Event) -> u64 { n + u64::from(e.event_type == "ping") }
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// {
+    ///     let mut log = EventLog::builder(dir.path()).view("count", count).open()?;
+    ///     log.append(&Event::new("ping", json!(null)))?;
+    ///     log.append(&Event::new("pong", json!(null)))?;
+    ///     log.refresh_all()?; // the snapshot says 2
+    /// }
+    /// // The reducer changed its meaning: version 1 rebuilds.
+    /// let mut log = EventLog::builder(dir.path())
+    ///     .view("count", count_pings)
+    ///     .view_version("count", 1)
+    ///     .open()?;
+    /// log.refresh_all()?;
+    /// assert_eq!(*log.view::<u64>("count")?, 1);
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    pub fn view_version(mut self, name: &str, version: u32) -> Self {
+        match self.views.iter_mut().find(|view| view.name() == name) {
+            Some(view) => view.set_version(version),
+            None => self.refuse_option(name, "view_version"),
+        }
+        self
+    }
+
+    /// Makes the typed view registered as `name` strict (see
+    /// [`View::strict`]): an event type its enum does not name is an error
+    /// instead of being skipped. A name not registered, or not of a typed
+    /// view, is an error of [`open`](Self::open).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::{Error, Event, EventLog};
+    /// use serde::{Deserialize, Serialize};
+    /// use serde_json::json;
+    ///
+    /// #[derive(Serialize, Deserialize)]
+    /// #[serde(tag = "type", content = "data")]
+    /// enum Known { Ping }
+    /// fn count(n: u64, _: &Known) -> u64 { n + 1 }
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// EventLog::open(dir.path())?.append(&Event::new("Pong", json!(null)))?;
+    /// let mut log = EventLog::builder(dir.path()).typed_view("count", count).strict_view("count").open()?;
+    /// assert!(matches!(log.refresh_all(), Err(Error::Corrupt { .. })));
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    pub fn strict_view(mut self, name: &str) -> Self {
+        match self
+            .views
+            .iter_mut()
+            .find(|view| view.name() == name)
+            .map(|view| view.make_strict())
+        {
+            Some(true) => {}
+            Some(false) => {
+                if self.error.is_none() {
+                    self.error = Some(Error::InvalidConfig {
+                        reason: format!(
+                            "strict_view({name:?}): the view is not a typed view, and a view of \
+                             Events sees every event type"
+                        ),
+                    });
+                }
+            }
+            None => self.refuse_option(name, "strict_view"),
+        }
+        self
+    }
+
+    /// Reads every event through `upcasters` (see [`Upcasters`]): reducers,
+    /// [`read_full`](EventLog::read_full), readers from
+    /// [`reader`](EventLog::reader) and rebuilds all see today's shapes,
+    /// and new events are written with their types' current versions.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::{Event, EventLog, Upcasters};
+    /// use serde_json::{Value, json};
+    ///
+    /// fn add_currency(mut data: Value) -> Value {
+    ///     data["currency"] = json!("EUR");
+    ///     data
+    /// }
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// EventLog::open(dir.path())?.append(&Event::new("paid", json!({"amount": 5})))?;
+    /// let upcasters = Upcasters::new().upcast("paid", 1, "paid", add_currency);
+    /// let mut log = EventLog::builder(dir.path()).upcasters(upcasters).open()?;
+    /// log.append(&Event::new("paid", json!({"amount": 7, "currency": "USD"})))?; // written at version 2
+    /// let data: Vec<Value> = log.read_full()?.map(|e| e.map(|(e, _)| e.data)).collect::<Result<_, _>>()?;
+    /// assert_eq!(data, [json!({"amount": 5, "currency": "EUR"}), json!({"amount": 7, "currency": "USD"})]);
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    pub fn upcasters(mut self, upcasters: Upcasters) -> Self {
+        if let Err(e) = upcasters.check()
+            && self.error.is_none()
+        {
+            self.error = Some(e);
+        }
+        self.upcasters = Some(Arc::new(upcasters));
+        self
+    }
+
+    /// Records that an option names a view that is not registered.
+    fn refuse_option(&mut self, name: &str, option: &str) {
+        if self.error.is_none() {
+            self.error = Some(Error::InvalidConfig {
+                reason: format!(
+                    "{option}({name:?}): no view of that name is registered before it (register \
+                     the view first)"
+                ),
+            });
+        }
     }
 
     /// Registers the view that `make` creates in the snapshot directory.
@@ -341,6 +550,7 @@ impl EventLogBuilder {
         let len = tail::repair(&file, &paths.log, &paths.torn)?;
         let id = history::new_id();
         let mut history = History::open(paths, len, id)?;
+        history.upcasters = self.upcasters.filter(|u| !u.is_empty());
         let notifier = Notifier::new(history.next_seq);
         history.attach(Outlet::open(&history.paths.dir, Arc::clone(&notifier)));
 
@@ -393,6 +603,7 @@ impl EventLog {
             views: Vec::new(),
             names: HashSet::new(),
             error: None,
+            upcasters: None,
         }
     }
 
@@ -466,13 +677,51 @@ impl EventLog {
         // The event is checked and serialized first: one that cannot be
         // stored changes nothing, not even by rotating.
         let result = event
-            .write_line(&mut line, self.history.next_seq)
+            .write_line(
+                &mut line,
+                self.history.next_seq,
+                self.history.version_of(&event.event_type),
+            )
             .and_then(|()| {
                 self.auto_rotate()?;
                 self.write_synced(&line, 1)
             });
         self.line = line;
         result
+    }
+
+    /// Appends a typed event (see [`Event::from_typed`]: any value that
+    /// serializes as `{"type": ..., "data": ...}`, such as an enum with
+    /// `#[serde(tag = "type", content = "data")]`) durably, as
+    /// [`append`](Self::append) does; returns its sequence number.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::EventLog;
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Serialize, Deserialize)]
+    /// #[serde(tag = "type", content = "data", rename_all = "snake_case")]
+    /// enum Todo {
+    ///     Added { text: String },
+    ///     Completed { id: u64 },
+    /// }
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let mut log = EventLog::open(dir.path())?;
+    /// assert_eq!(log.append_typed(&Todo::Added { text: "buy milk".into() })?, 0);
+    /// let (event, _) = log.read_full()?.next().expect("one event")?;
+    /// assert_eq!(event.event_type, "added");
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`Event::from_typed`] (nothing is written), then as for
+    /// [`append`](Self::append).
+    pub fn append_typed<E: Serialize + DeserializeOwned>(&mut self, event: &E) -> Result<u64> {
+        self.append(&Event::from_typed(event)?)
     }
 
     /// Appends several events with one write and one sync; returns the
@@ -623,7 +872,7 @@ impl EventLog {
         let first_seq = self.history.next_seq;
         let serialized = (first_seq..).zip(events).try_for_each(|(seq, event)| {
             offsets.push(lines.len() as u64);
-            event.write_line(&mut lines, seq)
+            event.write_line(&mut lines, seq, self.history.version_of(&event.event_type))
         });
         let result = serialized.and_then(|()| {
             self.auto_rotate()?;
@@ -1220,7 +1469,8 @@ impl EventLog {
         // makes each reload its (checked) snapshot on its next refresh,
         // showing its present state until then.
         let id = history::new_id();
-        let history = History::open(paths, len, id)?;
+        let mut history = History::open(paths, len, id)?;
+        history.upcasters = self.history.upcasters.clone();
         if history.next_seq < self.history.next_seq {
             return Err(Error::corrupt(
                 &history.paths.log,
@@ -1376,6 +1626,7 @@ impl EventLog {
     /// ```
     pub fn reader(&self) -> EventReader {
         EventReader::with_notifier(self.dir(), Some(Arc::clone(&self.notifier)))
+            .upcast_by(self.history.upcasters.clone())
     }
 }
 

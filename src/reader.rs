@@ -44,6 +44,7 @@ use crate::lines::{ActiveLines, ArchiveLines, ReadSeq, Reopen};
 use crate::publish::{self, COMMITTED_FILE, Notifier, Reading};
 use crate::rotation;
 use crate::tail;
+use crate::upcast::Upcasters;
 
 /// How many times an observation is made again when the files changed
 /// while it looked, before the last error is returned.
@@ -91,6 +92,8 @@ const RECHECK: Duration = Duration::from_millis(250);
 #[derive(Clone)]
 pub struct EventReader {
     inner: Arc<Inner>,
+    /// What every event read goes through.
+    upcasters: Option<Arc<Upcasters>>,
 }
 
 struct Inner {
@@ -164,7 +167,55 @@ impl EventReader {
                 index: Mutex::new(None),
                 watch: Mutex::new(None),
             }),
+            upcasters: None,
         }
+    }
+
+    /// This reader, reading every event through `upcasters`: in today's
+    /// shape, as the writer's [`EventLogBuilder::upcasters`] reads them.
+    /// Give a reader the same upcasters as the writer, so that both fold
+    /// the same events.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::{Event, EventLog, EventReader, Upcasters};
+    /// use serde_json::{Value, json};
+    ///
+    /// fn add_unit(mut data: Value) -> Value {
+    ///     data["unit"] = json!("celsius");
+    ///     data
+    /// }
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// EventLog::open(dir.path())?.append(&Event::new("measured", json!({"value": 20})))?;
+    /// let upcasters = Upcasters::new().upcast("measured", 1, "measured", add_unit);
+    /// let reader = EventReader::open(dir.path())?.with_upcasters(upcasters)?;
+    /// let (_, event, _) = reader.read_from_seq(0)?.next().expect("one event")?;
+    /// assert_eq!(event.data, json!({"value": 20, "unit": "celsius"}));
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] if a step of `upcasters` cannot stand.
+    ///
+    /// [`EventLogBuilder::upcasters`]: crate::EventLogBuilder::upcasters
+    pub fn with_upcasters(mut self, upcasters: Upcasters) -> Result<EventReader> {
+        upcasters.check()?;
+        self.upcasters = Some(Arc::new(upcasters));
+        Ok(self)
+    }
+
+    /// This reader with the writer's upcasters, shared.
+    pub(crate) fn upcast_by(mut self, upcasters: Option<Arc<Upcasters>>) -> EventReader {
+        self.upcasters = upcasters;
+        self
+    }
+
+    /// The upcasters events are read through, if any.
+    pub(crate) fn upcasters(&self) -> Option<&Upcasters> {
+        self.upcasters.as_deref()
     }
 
     /// The data directory.
@@ -462,7 +513,8 @@ impl EventReader {
             // it was damaged, and is taken as absent.
             let outcome = self.try_observe(attempt > ATTEMPTS / 2);
             let retry = match outcome {
-                Ok(Observed::Ready(history)) => {
+                Ok(Observed::Ready(mut history)) => {
+                    history.upcasters.clone_from(&self.upcasters);
                     let seen = self.inner.seen.load(Ordering::Relaxed);
                     if history.next_seq >= seen {
                         self.inner

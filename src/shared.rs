@@ -311,7 +311,7 @@ impl SharedLog {
     /// group itself if the log is free.
     fn commit(&self, expected: Option<u64>, events: &[Event]) -> Result<Range<u64>> {
         // Checked and serialized by this thread, before it queues.
-        let events = Unnumbered::prepare(events)?;
+        let events = Unnumbered::prepare(events, self.inner.reader.upcasters())?;
         let mut state = self.lock();
         let ticket = state.next_ticket;
         state.next_ticket += 1;

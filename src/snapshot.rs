@@ -282,6 +282,15 @@ pub(crate) struct ViewSnapshot<S> {
         deserialize_with = "small"
     )]
     pub(crate) seq: Option<u64>,
+    /// The version of the view that wrote it (see
+    /// [`View::with_version`](crate::View::with_version)); absent for
+    /// version 0, and in files written before versions existed.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "small"
+    )]
+    pub(crate) version: Option<u32>,
     /// xxh3-64 in hex of the other fields, the state as its JSON text; see
     /// [`checksum`].
     #[serde(
@@ -302,12 +311,17 @@ fn checksum(
     hash: &str,
     archive_len: Option<u64>,
     seq: Option<u64>,
+    version: Option<u32>,
 ) -> String {
-    // Files without `seq` keep the checksum they were written with.
-    let header = match seq {
+    // Files without `seq` or `version` keep the checksum they were
+    // written with.
+    let mut header = match seq {
         Some(seq) => format!("{offset}:{hash}:{archive_len:?}:{seq}"),
         None => format!("{offset}:{hash}:{archive_len:?}"),
     };
+    if let Some(version) = version {
+        header.push_str(&format!(":v{version}"));
+    }
     let seed = xxhash_rust::xxh3::xxh3_64(header.as_bytes());
     format!(
         "{:016x}",
@@ -328,6 +342,7 @@ impl ViewSnapshot<&RawValue> {
             &self.hash,
             self.archive_len,
             self.seq,
+            self.version,
         ));
         let bytes = serde_json::to_vec(&self).map_err(|source| Error::Serialize {
             what: format!("snapshot {}", path.display()),
@@ -351,6 +366,7 @@ impl ViewSnapshot<&RawValue> {
                 &self.hash,
                 self.archive_len,
                 self.seq,
+                self.version,
             )
         })
     }
@@ -370,6 +386,7 @@ impl<S: Serialize> ViewSnapshot<S> {
             hash: self.hash.clone(),
             archive_len: self.archive_len,
             seq: self.seq,
+            version: self.version,
             checksum: None,
         }
         .write(path, true)
@@ -411,6 +428,7 @@ impl<S: DeserializeOwned> ViewSnapshot<S> {
             hash: raw.hash,
             archive_len: raw.archive_len,
             seq: raw.seq,
+            version: raw.version,
             checksum: raw.checksum,
         };
         Ok(Some((snapshot, bytes.len() as u64)))
@@ -511,6 +529,7 @@ pub(crate) fn shift_after_rotation(
                     hash: String::new(),
                     archive_len: Some(archive_len),
                     seq: snap.seq,
+                    version: snap.version,
                     checksum: None,
                 };
                 match moved.write(path, false) {

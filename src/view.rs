@@ -2,10 +2,11 @@
 //! through its snapshot.
 
 use std::any::Any;
-use std::io;
+use std::io::{self, BufRead};
 use std::mem;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -14,8 +15,9 @@ use crate::durable;
 use crate::error::{Error, Result};
 use crate::event::{Event, hash_hex};
 use crate::history::{History, Source};
-use crate::lines::LineEvent;
+use crate::lines::{LineInfo, Lines};
 use crate::snapshot::{self, Snapshot, ViewSnapshot};
+use crate::typed::{Typed, TypedFold, TypedReduceFn, TypedReduceSeqFn, TypedReducer, Unknown};
 
 /// A reducer: a pure function from the state so far and one event to the
 /// next state.
@@ -26,6 +28,14 @@ use crate::snapshot::{self, Snapshot, ViewSnapshot};
 /// over the same events whenever a view is rebuilt, and must give the same
 /// result every time. Ignore event types you do not know (`_ => {}`), so
 /// that old reducers keep working when new kinds of event appear.
+///
+/// **Bump the view's version when you change its reducer or its state**
+/// ([`EventLogBuilder::view_version`](crate::EventLogBuilder::view_version),
+/// [`View::with_version`]): a snapshot records the version that wrote it,
+/// and one of another version is rebuilt from the log instead of being
+/// loaded. Without the bump, a snapshot whose state still deserializes
+/// keeps what the old reducer computed. For reducers over your own event
+/// types, see [`TypedReduceFn`](crate::TypedReduceFn).
 ///
 /// # Examples
 ///
@@ -79,27 +89,73 @@ pub type ReduceFn<S> = fn(S, &Event) -> S;
 /// ```
 pub type ReduceSeqFn<S> = fn(S, u64, &Event) -> S;
 
-/// The reducer of a view, of either kind.
+/// The reducer of a view, of any kind.
 enum Reducer<S> {
     Plain(ReduceFn<S>),
     WithSeq(ReduceSeqFn<S>),
+    Typed(Arc<dyn TypedFold<S>>, Unknown),
 }
 
-// Function pointers are `Copy` whatever `S` is; a derive would ask `S`.
+// A derive would ask `S: Clone`.
 impl<S> Clone for Reducer<S> {
     fn clone(&self) -> Self {
-        *self
+        match self {
+            Reducer::Plain(f) => Reducer::Plain(*f),
+            Reducer::WithSeq(f) => Reducer::WithSeq(*f),
+            Reducer::Typed(typed, unknown) => Reducer::Typed(Arc::clone(typed), *unknown),
+        }
     }
 }
 
-impl<S> Copy for Reducer<S> {}
-
-impl<S> Reducer<S> {
-    fn apply(self, state: S, seq: u64, event: &Event) -> S {
-        match self {
-            Reducer::Plain(f) => f(state, event),
-            Reducer::WithSeq(f) => f(state, seq, event),
+impl<S: Default> Reducer<S> {
+    /// Folds the next line of `lines` into `state` (`seq` its sequence
+    /// number unless the line says); `None` at the end. A typed reducer
+    /// decodes the line into its own event type, without building an
+    /// [`Event`].
+    fn fold_next<R: BufRead>(
+        &self,
+        lines: &mut Lines<R>,
+        state: &mut S,
+        seq: u64,
+    ) -> Result<Option<LineInfo>> {
+        let (typed, unknown) = match self {
+            Reducer::Typed(typed, unknown) => (typed, *unknown),
+            plain => {
+                let Some(line) = lines.next_event()? else {
+                    return Ok(None);
+                };
+                let at = line.seq.unwrap_or(seq);
+                *state = match plain {
+                    Reducer::Plain(f) => f(mem::take(state), &line.event),
+                    Reducer::WithSeq(f) => f(mem::take(state), at, &line.event),
+                    Reducer::Typed(..) => unreachable!("matched above"),
+                };
+                return Ok(Some(LineInfo {
+                    seq: line.seq,
+                    end: line.end,
+                    hash: line.hash,
+                }));
+            }
+        };
+        let mut taken = None;
+        let result = lines.next_with(|at, header, line, upcasters| {
+            let at = at.unwrap_or(seq);
+            let folded = typed.fold(mem::take(state), at, header, line, upcasters, unknown);
+            match folded {
+                Ok(next) => {
+                    taken = Some(next);
+                    Ok(())
+                }
+                Err((kept, detail)) => {
+                    taken = Some(kept);
+                    Err(detail)
+                }
+            }
+        });
+        if let Some(next) = taken {
+            *state = next;
         }
+        Ok(result?.map(|((), info)| info))
     }
 }
 
@@ -159,6 +215,8 @@ pub struct View<S> {
     saved_offset: Option<u64>,
     /// The size of the last snapshot read, written or skipped, in bytes.
     saved_len: u64,
+    /// The version of the reducer and state, as the snapshot records it.
+    version: u32,
 }
 
 /// Log bytes a view folds before its snapshot is saved again, at least.
@@ -253,6 +311,178 @@ where
         View::with_reducer(name, Reducer::WithSeq(reducer), views_dir.as_ref())
     }
 
+    /// Creates a view whose reducer folds typed events: each line is
+    /// decoded straight into `E` (no `serde_json::Value` is built), which
+    /// should be an enum with `#[serde(tag = "type", content = "data")]`,
+    /// the line format. Otherwise the same as [`View::new`].
+    ///
+    /// An event type that `E` does not name is skipped (a newer program's
+    /// events; see [`strict`](View::strict) to refuse them); an event of a
+    /// type it names whose `data` does not decode is an error naming the
+    /// file, the byte offset and the type, never skipped. When `E` is not
+    /// such an enum (a struct, an untagged enum), every event is decoded
+    /// and one that does not decode is an error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::{Event, EventLog, View};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Serialize, Deserialize)]
+    /// #[serde(tag = "type", content = "data", rename_all = "snake_case")]
+    /// enum Ledger {
+    ///     Deposited { amount: i64 },
+    ///     Withdrawn { amount: i64 },
+    /// }
+    ///
+    /// fn balance(balance: i64, event: &Ledger) -> i64 {
+    ///     match event {
+    ///         Ledger::Deposited { amount } => balance + amount,
+    ///         Ledger::Withdrawn { amount } => balance - amount,
+    ///     }
+    /// }
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let mut log = EventLog::open(dir.path())?;
+    /// log.append_typed(&Ledger::Deposited { amount: 10 })?;
+    /// log.append_typed(&Ledger::Withdrawn { amount: 3 })?;
+    /// let mut view = View::typed("balance", balance, dir.path().join("views"))?;
+    /// assert_eq!(*view.refresh(&log)?, 7);
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`View::new`].
+    pub fn typed<E>(
+        name: &str,
+        reducer: TypedReduceFn<S, E>,
+        views_dir: impl AsRef<Path>,
+    ) -> Result<Self>
+    where
+        E: DeserializeOwned + 'static,
+    {
+        let typed = Typed::new(TypedReducer::Plain(reducer));
+        View::with_reducer(
+            name,
+            Reducer::Typed(Arc::new(typed), Unknown::Skip),
+            views_dir.as_ref(),
+        )
+    }
+
+    /// Creates a typed view whose reducer also gets each event's sequence
+    /// number; otherwise the same as [`View::typed`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::{EventLog, View};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Serialize, Deserialize)]
+    /// #[serde(tag = "type", content = "data")]
+    /// enum Doc { Edited(String) }
+    ///
+    /// fn last_edit(_: Option<u64>, seq: u64, _: &Doc) -> Option<u64> {
+    ///     Some(seq)
+    /// }
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let mut log = EventLog::open(dir.path())?;
+    /// log.append_typed(&Doc::Edited("a".into()))?;
+    /// log.append_typed(&Doc::Edited("b".into()))?;
+    /// let mut view = View::typed_with_seq("last_edit", last_edit, dir.path().join("views"))?;
+    /// assert_eq!(*view.refresh(&log)?, Some(1));
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`View::new`].
+    pub fn typed_with_seq<E>(
+        name: &str,
+        reducer: TypedReduceSeqFn<S, E>,
+        views_dir: impl AsRef<Path>,
+    ) -> Result<Self>
+    where
+        E: DeserializeOwned + 'static,
+    {
+        let typed = Typed::new(TypedReducer::WithSeq(reducer));
+        View::with_reducer(
+            name,
+            Reducer::Typed(Arc::new(typed), Unknown::Skip),
+            views_dir.as_ref(),
+        )
+    }
+
+    /// This view at `version`: a number you bump whenever you change the
+    /// reducer or the state type, so that snapshots of the old code are
+    /// not loaded. Its snapshots record it; a snapshot of another version
+    /// is rebuilt from the log (with a log message saying why). Views
+    /// start at version 0, which snapshots written before versions
+    /// existed have too.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::{Event, EventLog, View};
+    /// use serde_json::json;
+    ///
+    /// fn count(n: u64, _: &Event) -> u64 { n + 1 }
+    /// fn count_twice(n: u64, _: &Event) -> u64 { n + 2 }
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let mut log = EventLog::open(dir.path())?;
+    /// log.append(&Event::new("ping", json!(null)))?;
+    /// let views = dir.path().join("views");
+    /// let mut old = View::new("count", count, &views)?;
+    /// old.refresh(&log)?;
+    /// old.save(&log)?;
+    ///
+    /// // The reducer changed, and so did the version: the old snapshot is rebuilt.
+    /// let mut new = View::new("count", count_twice, &views)?.with_version(2);
+    /// assert_eq!(*new.refresh(&log)?, 2);
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    pub fn with_version(mut self, version: u32) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// For a typed view: an event type that its enum does not name is an
+    /// error (naming the file, byte offset and type) instead of being
+    /// skipped. For a view of [`Event`]s, which sees every event, it
+    /// changes nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::{Error, Event, EventLog, View};
+    /// use serde::{Deserialize, Serialize};
+    /// use serde_json::json;
+    ///
+    /// #[derive(Serialize, Deserialize)]
+    /// #[serde(tag = "type", content = "data")]
+    /// enum Known { Ping }
+    /// fn count(n: u64, _: &Known) -> u64 { n + 1 }
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let mut log = EventLog::open(dir.path())?;
+    /// log.append(&Event::new("Pong", json!(null)))?;
+    /// let views = dir.path().join("views");
+    /// assert_eq!(*View::typed("lenient", count, &views)?.refresh(&log)?, 0);
+    /// let strict = View::typed("strict", count, &views)?.strict().refresh(&log).map(|n| *n);
+    /// assert!(matches!(strict, Err(Error::Corrupt { offset: 0, .. })));
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    pub fn strict(mut self) -> Self {
+        if let Reducer::Typed(_, unknown) = &mut self.reducer {
+            *unknown = Unknown::Fail;
+        }
+        self
+    }
+
     fn with_reducer(name: &str, reducer: Reducer<S>, views_dir: &Path) -> Result<Self> {
         validate_name(name)?;
         Ok(View {
@@ -266,6 +496,7 @@ where
             status: Status::Unloaded,
             saved_offset: None,
             saved_len: 0,
+            version: 0,
         })
     }
 
@@ -454,6 +685,17 @@ where
             }
             Err(e) => return Err(e),
         };
+        let version = snap.version.unwrap_or(0);
+        if version != self.version {
+            ::log::info!(
+                "eventfold: view {:?}: its snapshot {} was written by version {version} of the \
+                 view, and this is version {}; rebuilding from the log",
+                self.name,
+                self.snapshot_path.display(),
+                self.version
+            );
+            return Ok(());
+        }
         let problem = match snap.archive_len {
             Some(a) if a < log.archive_len => Some(format!(
                 "it predates a rotation: it includes {a} bytes of the archive, which now has {}",
@@ -526,13 +768,13 @@ where
         let mut last_hash = None;
         let folded = panic::catch_unwind(AssertUnwindSafe(|| {
             loop {
-                match lines.next_event() {
+                match self
+                    .reducer
+                    .fold_next(&mut lines, &mut self.state, self.seq)
+                {
                     Ok(Some(line)) => {
-                        let seq = line.seq.unwrap_or(self.seq);
-                        let state = mem::take(&mut self.state);
-                        self.state = self.reducer.apply(state, seq, &line.event);
                         self.offset = line.end;
-                        self.seq = seq + 1;
+                        self.seq = line.seq.unwrap_or(self.seq) + 1;
                         last_hash = Some(line.hash);
                     }
                     Ok(None) => break Ok(()),
@@ -575,9 +817,7 @@ where
             seq: self.seq,
         };
         if let Some(mut archive) = archive {
-            while let Some(line) = archive.next_event()? {
-                folded.fold(self.reducer, line);
-            }
+            while folded.fold_next(&self.reducer, &mut archive)? {}
             archive.check_end(active.next_seq())?;
             folded.last = None;
         }
@@ -587,9 +827,7 @@ where
             folded.offset = log.offset_of_seq(folded.seq)?;
             folded.hash = log.hash_before(folded.offset)?.unwrap_or_default();
         }
-        while let Some(line) = active.next_event()? {
-            folded.fold(self.reducer, line);
-        }
+        while folded.fold_next(&self.reducer, &mut active)? {}
         self.take_folded(folded, log);
         self.saved_offset = None;
         self.save_quietly(log);
@@ -607,7 +845,8 @@ where
             .flatten()
             .map(|(snap, _)| snap)
             .filter(|snap| {
-                snap.offset <= until
+                snap.version.unwrap_or(0) == self.version
+                    && snap.offset <= until
                     && snap.archive_len.is_none_or(|a| a == log.archive_len)
                     && matches!(
                         log.check_position(snap.offset, &snap.hash, snap.seq),
@@ -629,12 +868,7 @@ where
                 None => self.fold_archive(log)?,
             };
             let mut lines = log.active_lines(folded.offset, Some(folded.seq))?;
-            while folded.offset < until {
-                let Some(line) = lines.next_event()? else {
-                    break;
-                };
-                folded.fold(self.reducer, line);
-            }
+            while folded.offset < until && folded.fold_next(&self.reducer, &mut lines)? {}
             Ok(folded)
         }));
         match restored {
@@ -669,9 +903,7 @@ where
             seq: 0,
         };
         if let Some(mut lines) = log.archive_lines()? {
-            while let Some(line) = lines.next_event()? {
-                folded.fold(self.reducer, line);
-            }
+            while folded.fold_next(&self.reducer, &mut lines)? {}
             lines.check_end(Some(log.base_seq()))?;
         }
         // Positions in the active log start at 0, with no line before.
@@ -700,9 +932,7 @@ where
     fn replay_all(&mut self, log: &History) -> Result<()> {
         let mut folded = self.fold_archive(log)?;
         let mut lines = log.active_lines(0, Some(folded.seq))?;
-        while let Some(line) = lines.next_event()? {
-            folded.fold(self.reducer, line);
-        }
+        while folded.fold_next(&self.reducer, &mut lines)? {}
         self.take_folded(folded, log);
         self.save_quietly(log);
         Ok(())
@@ -791,6 +1021,7 @@ where
             hash: self.hash.clone(),
             archive_len: Some(log.archive_len),
             seq: Some(self.seq),
+            version: (self.version > 0).then_some(self.version),
             checksum: None,
         };
         let len = match snapshot.save(&self.snapshot_path) {
@@ -910,18 +1141,19 @@ struct Folded<S> {
 
 impl<S> Folded<S> {
     /// Folds one more event.
-    fn fold(&mut self, reducer: Reducer<S>, line: LineEvent)
+    fn fold_next<R: BufRead>(&mut self, reducer: &Reducer<S>, lines: &mut Lines<R>) -> Result<bool>
     where
         S: Default,
     {
-        let seq = line.seq.unwrap_or(self.seq);
-        self.state = reducer.apply(mem::take(&mut self.state), seq, &line.event);
+        let Some(line) = reducer.fold_next(lines, &mut self.state, self.seq)? else {
+            return Ok(false);
+        };
+        self.seq = line.seq.unwrap_or(self.seq) + 1;
         self.offset = line.end;
         self.last = Some(line.hash);
-        self.seq = seq + 1;
+        Ok(true)
     }
 
-    /// The hash of the line before `offset`, as a snapshot records it.
     fn hash(&self) -> String {
         self.last.map_or_else(|| self.hash.clone(), hash_hex)
     }
@@ -966,6 +1198,10 @@ pub(crate) trait AnyView: Send {
     fn save_pending(&mut self, log: &History) -> Result<()>;
     fn as_any(&self) -> &dyn Any;
     fn state_type(&self) -> &'static str;
+    /// Sets the view's version (see [`View::with_version`]).
+    fn set_version(&mut self, version: u32);
+    /// Makes a typed view strict; false if the view is not typed.
+    fn make_strict(&mut self) -> bool;
 }
 
 impl<S> AnyView for View<S>
@@ -995,6 +1231,18 @@ where
     }
     fn as_any(&self) -> &dyn Any {
         self
+    }
+    fn set_version(&mut self, version: u32) {
+        self.version = version;
+    }
+    fn make_strict(&mut self) -> bool {
+        match &mut self.reducer {
+            Reducer::Typed(_, unknown) => {
+                *unknown = Unknown::Fail;
+                true
+            }
+            _ => false,
+        }
     }
     fn state_type(&self) -> &'static str {
         std::any::type_name::<S>()

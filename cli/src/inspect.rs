@@ -91,9 +91,13 @@ fn write_human(out: &mut impl Write, i: &Inspection, style: Style) -> std::io::R
             Some(problem) => format!("; not usable, the view will replay: {}", printable(problem)),
         };
         let name = if n == 0 { label("views") } else { label("") };
+        let version = match view.version {
+            Some(version) if version > 0 => format!(", version {version}"),
+            _ => String::new(),
+        };
         writeln!(
             out,
-            "{name}{}  {}, {position}{state}",
+            "{name}{}  {}{version}, {position}{state}",
             printable(&view.name),
             human_bytes(view.len)
         )?;
