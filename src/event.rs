@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
-use crate::upcast::Upcasters;
 
 /// The longest line eventfold writes or reads, newline excluded: 256 MiB.
 /// A longer line in a file can only be damage, and reading it whole could
@@ -332,14 +331,16 @@ pub(crate) struct Unnumbered {
 
 impl Unnumbered {
     /// Checks and serializes `events`, as [`Event::write_line`] does, each
-    /// with the version `upcasters` give its type.
-    pub(crate) fn prepare(events: &[Event], upcasters: Option<&Upcasters>) -> Result<Unnumbered> {
+    /// with the version `version_of` gives its type.
+    pub(crate) fn prepare(
+        events: &[Event],
+        version_of: impl Fn(&str) -> u32,
+    ) -> Result<Unnumbered> {
         let mut prepared = Unnumbered::default();
         for event in events {
             event.serialize_checked(&mut prepared.json)?;
             prepared.json.pop();
-            let version = upcasters.map_or(1, |u| u.version_of(&event.event_type));
-            write_version(&mut prepared.json, version);
+            write_version(&mut prepared.json, version_of(&event.event_type));
             prepared
                 .events
                 .push((prepared.json.len(), event.event_type.clone()));

@@ -311,7 +311,10 @@ impl SharedLog {
     /// group itself if the log is free.
     fn commit(&self, expected: Option<u64>, events: &[Event]) -> Result<Range<u64>> {
         // Checked and serialized by this thread, before it queues.
-        let events = Unnumbered::prepare(events, self.inner.reader.upcasters())?;
+        let upcasters = self.inner.reader.upcasters();
+        let events = Unnumbered::prepare(events, |event_type| {
+            upcasters.map_or(1, |u| u.version_of(event_type))
+        })?;
         let mut state = self.lock();
         let ticket = state.next_ticket;
         state.next_ticket += 1;

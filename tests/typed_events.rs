@@ -491,3 +491,37 @@ fn a_snapshot_of_another_view_version_is_rebuilt_and_of_the_same_is_loaded() {
     log.refresh_all().unwrap();
     assert_eq!(*log.view::<u64>("n").unwrap(), 2);
 }
+
+#[test]
+fn appends_through_a_shared_log_are_written_at_todays_version_too() {
+    let dir = test_dir();
+    let shared = EventLog::builder(dir.path())
+        .upcasters(ledger_upcasters())
+        .open()
+        .unwrap()
+        .into_shared();
+    shared
+        .append(&Event::from_typed(&deposit("a", 1)).unwrap())
+        .unwrap();
+    shared
+        .append(&Event::new("deposit", json!({"acct": "b", "amt": 2})))
+        .unwrap();
+    let lines = active_lines(dir.path());
+    assert!(lines[0].contains(r#""v":2"#), "{}", lines[0]);
+    assert!(
+        !lines[1].contains(r#""v":"#),
+        "deposit has no upcaster into it: {}",
+        lines[1]
+    );
+    let events: Vec<Event> = shared
+        .reader()
+        .read_from_seq(0)
+        .unwrap()
+        .map(|item| item.unwrap().1)
+        .collect();
+    assert_eq!(
+        events[0].data,
+        json!({"account": "a", "amount": 1, "currency": "EUR"})
+    );
+    assert_eq!(events[1].event_type, "deposited", "the old type is upcast");
+}
