@@ -1,16 +1,17 @@
-//! Changing a reducer and rebuilding its view.
+//! Changing a reducer: typed events, an upcaster and a view version.
 //!
 //! Version 1 of an app stores todos as plain text. Version 2 gives every
 //! todo a priority. The log is never migrated: the old events stay as they
-//! are, the v2 reducer gives them the default priority "normal", and
-//! `rebuild_view` replays the whole history through it.
+//! are, an upcaster gives them the default priority "normal" as they are
+//! read, and bumping the view's version makes eventfold rebuild the view
+//! instead of loading the snapshot the old reducer wrote.
 //!
 //! ```text
 //! $ cargo run --example rebuild
 //! data directory: /tmp/eventfold-example-rebuild
 //! v1 state: {"items":[{"text":"buy milk"},{"text":"call mum"}]}
-//! v2 state loaded from the v1 snapshot: {"items":[{"text":"buy milk","priority":""},{"text":"call mum","priority":""}]}
-//! v2 state after rebuild_view: {"items":[{"text":"buy milk","priority":"normal"},{"text":"call mum","priority":"normal"}]}
+//! v2 without a version bump, the v1 snapshot: {"items":[{"text":"buy milk","priority":""},{"text":"call mum","priority":""}]}
+//! v2 at version 2, rebuilt: {"items":[{"text":"buy milk","priority":"normal"},{"text":"call mum","priority":"normal"}]}
 //! v2 todos after a new event:
 //!   [normal] buy milk
 //!   [normal] call mum
@@ -23,9 +24,16 @@ use std::io::ErrorKind;
 use std::path::Path;
 use std::process::ExitCode;
 
-use eventfold::{Event, EventLog};
+use eventfold::{EventLog, Upcasters};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
+
+/// Version 1's events.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "type", content = "data", rename_all = "snake_case")]
+enum EventV1 {
+    TodoAdded { text: String },
+}
 
 /// Version 1: a todo is its text.
 #[derive(Default, Clone, Serialize, Deserialize)]
@@ -38,18 +46,24 @@ struct TodoV1 {
     text: String,
 }
 
-fn reduce_v1(mut state: TodosV1, event: &Event) -> TodosV1 {
-    if event.event_type == "todo_added" {
-        let text = event.data["text"].as_str().unwrap_or_default().to_owned();
-        state.items.push(TodoV1 { text });
+fn reduce_v1(mut state: TodosV1, event: &EventV1) -> TodosV1 {
+    match event {
+        EventV1::TodoAdded { text } => state.items.push(TodoV1 { text: text.clone() }),
     }
     state
 }
 
+/// Version 2's events: a todo has a priority.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "type", content = "data", rename_all = "snake_case")]
+enum EventV2 {
+    TodoAdded { text: String, priority: String },
+}
+
 /// Version 2: a todo also has a priority. `#[serde(default)]` lets a v1
 /// snapshot still load (with an empty priority), which is exactly why the
-/// view must be rebuilt: the snapshot is a cache of what the *old* reducer
-/// computed.
+/// view's version must change: the snapshot is a cache of what the *old*
+/// reducer computed.
 #[derive(Default, Clone, Serialize, Deserialize)]
 struct TodosV2 {
     items: Vec<TodoV2>,
@@ -62,19 +76,27 @@ struct TodoV2 {
     priority: String,
 }
 
-/// Old events have no `priority`: the reducer, not a migration, decides
-/// what that means.
-fn reduce_v2(mut state: TodosV2, event: &Event) -> TodosV2 {
-    if event.event_type == "todo_added" {
-        state.items.push(TodoV2 {
-            text: event.data["text"].as_str().unwrap_or_default().to_owned(),
-            priority: event.data["priority"]
-                .as_str()
-                .unwrap_or("normal")
-                .to_owned(),
-        });
+fn reduce_v2(mut state: TodosV2, event: &EventV2) -> TodosV2 {
+    match event {
+        EventV2::TodoAdded { text, priority } => state.items.push(TodoV2 {
+            text: text.clone(),
+            priority: priority.clone(),
+        }),
     }
     state
+}
+
+/// Old events have no `priority`: the upcaster, not a migration, decides
+/// what that means.
+fn add_priority(mut data: Value) -> Value {
+    if let Some(todo) = data.as_object_mut() {
+        todo.entry("priority").or_insert(json!("normal"));
+    }
+    data
+}
+
+fn upcasters() -> Upcasters {
+    Upcasters::new().upcast("todo_added", 1, "todo_added", add_priority)
 }
 
 fn main() -> ExitCode {
@@ -96,19 +118,24 @@ fn run() -> Result<(), Box<dyn Error>> {
     }
     println!("data directory: {}", dir.display());
 
-    // The two versions of the program run one after the other, each with
-    // its own EventLog: the first is closed (dropped) before the second
-    // opens the directory, as only one may hold it at a time.
+    // The versions of the program run one after the other, each with its
+    // own EventLog: one is closed (dropped) before the next opens the
+    // directory, as only one may hold it at a time.
     run_v1(&dir)?;
+    run_v2_unversioned(&dir)?;
     run_v2(&dir)
 }
 
 fn run_v1(dir: &Path) -> Result<(), Box<dyn Error>> {
     let mut log = EventLog::builder(dir)
-        .view::<TodosV1>("todos", reduce_v1)
+        .typed_view("todos", reduce_v1)
         .open()?;
-    log.append(&Event::new("todo_added", json!({"text": "buy milk"})))?;
-    log.append(&Event::new("todo_added", json!({"text": "call mum"})))?;
+    log.append_typed(&EventV1::TodoAdded {
+        text: "buy milk".into(),
+    })?;
+    log.append_typed(&EventV1::TodoAdded {
+        text: "call mum".into(),
+    })?;
     // The refresh saves views/todos.snapshot.json in the v1 shape.
     log.refresh_all()?;
     let state = log.view::<TodosV1>("todos")?;
@@ -116,27 +143,38 @@ fn run_v1(dir: &Path) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-fn run_v2(dir: &Path) -> Result<(), Box<dyn Error>> {
-    // Same view name, new state type and reducer.
+/// The mistake the version prevents: a new reducer under the same version
+/// loads the old snapshot, which still deserializes.
+fn run_v2_unversioned(dir: &Path) -> Result<(), Box<dyn Error>> {
     let mut log = EventLog::builder(dir)
-        .view::<TodosV2>("todos", reduce_v2)
+        .upcasters(upcasters())
+        .typed_view("todos", reduce_v2)
         .open()?;
-
-    // Opening loaded the v1 snapshot: it matches the log, and it still
-    // deserializes, so a plain refresh would keep its stale priorities.
     log.refresh_all()?;
     let state = serde_json::to_string(log.view::<TodosV2>("todos")?)?;
-    println!("v2 state loaded from the v1 snapshot: {state}");
+    println!("v2 without a version bump, the v1 snapshot: {state}");
+    Ok(())
+}
 
-    // Rebuilding throws the snapshot away and replays every event, the
-    // archive first and then the active log, through reduce_v2.
-    log.rebuild_view("todos")?;
+fn run_v2(dir: &Path) -> Result<(), Box<dyn Error>> {
+    // Same view name, new reducer, version 2: the v1 snapshot is not
+    // loaded, and the view is folded again from every event, the old ones
+    // upcast.
+    let mut log = EventLog::builder(dir)
+        .upcasters(upcasters())
+        .typed_view("todos", reduce_v2)
+        .view_version("todos", 2)
+        .open()?;
+    log.refresh_all()?;
     let state = serde_json::to_string(log.view::<TodosV2>("todos")?)?;
-    println!("v2 state after rebuild_view: {state}");
+    println!("v2 at version 2, rebuilt: {state}");
 
-    // New events can carry the new field; old and new live side by side.
-    let taxes = json!({"text": "file taxes", "priority": "high"});
-    log.append(&Event::new("todo_added", taxes))?;
+    // New events carry the new field (and "v":2 in their line, so they are
+    // not upcast); old and new live side by side.
+    log.append_typed(&EventV2::TodoAdded {
+        text: "file taxes".into(),
+        priority: "high".into(),
+    })?;
     log.refresh_all()?;
     println!("v2 todos after a new event:");
     for todo in &log.view::<TodosV2>("todos")?.items {

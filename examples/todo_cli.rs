@@ -21,9 +21,8 @@
 use std::error::Error;
 use std::process::ExitCode;
 
-use eventfold::{Event, EventLog};
+use eventfold::EventLog;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 const USAGE: &str = "usage: todo_cli add TEXT | done ID | list";
 
@@ -31,6 +30,15 @@ enum Command<'a> {
     Add(&'a str),
     Done(u64),
     List,
+}
+
+/// The events: what happened, one enum. Stored as one JSON line each,
+/// `{"type":"todo_added","data":{"text":"buy milk"},...}`.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "type", content = "data", rename_all = "snake_case")]
+enum TodoEvent {
+    TodoAdded { text: String },
+    TodoCompleted { id: u64 },
 }
 
 /// The state: everything the app knows, derived from the events.
@@ -47,26 +55,23 @@ struct Todo {
     done: bool,
 }
 
-/// The reducer: how one event changes the state. Pure, and it ignores
-/// event types it does not know.
-fn reduce(mut state: Todos, event: &Event) -> Todos {
-    match event.event_type.as_str() {
-        "todo_added" => {
-            let text = event.data["text"].as_str().unwrap_or_default().to_owned();
+/// The reducer: how one event changes the state. Pure; event types the
+/// enum does not name are skipped by the view before it is called.
+fn reduce(mut state: Todos, event: &TodoEvent) -> Todos {
+    match event {
+        TodoEvent::TodoAdded { text } => {
             state.items.push(Todo {
                 id: state.next_id,
-                text,
+                text: text.clone(),
                 done: false,
             });
             state.next_id += 1;
         }
-        "todo_completed" => {
-            let id = event.data["id"].as_u64();
-            if let Some(item) = state.items.iter_mut().find(|i| Some(i.id) == id) {
+        TodoEvent::TodoCompleted { id } => {
+            if let Some(item) = state.items.iter_mut().find(|i| i.id == *id) {
                 item.done = true;
             }
         }
-        _ => {}
     }
     state
 }
@@ -96,7 +101,7 @@ fn run(args: &[String]) -> Result<(), Box<dyn Error>> {
     // and bring the view up to date: its snapshot makes that cheap.
     let dir = std::env::var_os("TODO_DIR").unwrap_or_else(|| "todo-data".into());
     let mut log = EventLog::builder(dir)
-        .view::<Todos>("todos", reduce)
+        .typed_view::<Todos, TodoEvent>("todos", reduce)
         .open()?;
     log.refresh_all()?;
     let todos = log.view::<Todos>("todos")?.clone();
@@ -104,14 +109,14 @@ fn run(args: &[String]) -> Result<(), Box<dyn Error>> {
     match command {
         Command::Add(text) => {
             // Writing is appending an event; the state follows from it.
-            log.append(&Event::new("todo_added", json!({ "text": text })))?;
+            log.append_typed(&TodoEvent::TodoAdded { text: text.into() })?;
             println!("added #{}: {text}", todos.next_id);
         }
         Command::Done(id) => {
             if !todos.items.iter().any(|t| t.id == id) {
                 return Err(format!("no todo #{id}").into());
             }
-            log.append(&Event::new("todo_completed", json!({ "id": id })))?;
+            log.append_typed(&TodoEvent::TodoCompleted { id })?;
             println!("completed #{id}");
         }
         Command::List => {

@@ -78,6 +78,72 @@ impl Parser<'_> {
     }
 }
 
+/// The parts of a line of the shape eventfold writes without an `id` or
+/// `meta`: `{"type":"T","data":D,"ts":N}`, then `"v"` and `"seq"` when
+/// present. Found without parsing `data`: `T` must have no escapes, the
+/// numbers are read from the end of the line, and `data` is what lies
+/// between. Whether `data` is one JSON value is for its parser to say.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Split<'a> {
+    pub(crate) event_type: &'a str,
+    pub(crate) data: &'a str,
+    pub(crate) seq: Option<u64>,
+    pub(crate) version: Option<u32>,
+}
+
+/// The [`Split`] of `line`, or `None` when it is of another shape (which
+/// the full parser then reads).
+pub(crate) fn split(line: &str) -> Option<Split<'_>> {
+    let rest = line.strip_prefix("{\"type\":\"")?;
+    let end = rest.find('"')?;
+    let event_type = &rest[..end];
+    if event_type.contains('\\') {
+        return None;
+    }
+    let rest = rest[end..].strip_prefix("\",\"data\":")?;
+    let mut tail = rest.strip_suffix('}')?;
+    let seq = match trailing_number(tail, ",\"seq\":", 19) {
+        Some((n, before)) => {
+            tail = before;
+            Some(n)
+        }
+        None => None,
+    };
+    let version = match trailing_number(tail, ",\"v\":", 10) {
+        Some((n, before)) => {
+            tail = before;
+            Some(u32::try_from(n).ok()?)
+        }
+        None => None,
+    };
+    let (_ts, data) = trailing_number(tail, ",\"ts\":", 19)?;
+    Some(Split {
+        event_type,
+        data,
+        seq,
+        version,
+    })
+}
+
+/// `text` ending in `key` and an integer of at most `max_digits` digits:
+/// the integer and what comes before the key.
+fn trailing_number<'a>(text: &'a str, key: &str, max_digits: usize) -> Option<(u64, &'a str)> {
+    let bytes = text.as_bytes();
+    let mut start = bytes.len();
+    while start > 0 && bytes[start - 1].is_ascii_digit() {
+        start -= 1;
+    }
+    let digits = &bytes[start..];
+    if digits.is_empty() || digits.len() > max_digits || (digits.len() > 1 && digits[0] == b'0') {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &digit in digits {
+        n = n.checked_mul(10)?.checked_add(u64::from(digit - b'0'))?;
+    }
+    Some((n, text[..start].strip_suffix(key)?))
+}
+
 /// Checks the lines of `reader`, positioned at a line start whose line is
 /// event `seq`, up to `len` bytes: as far as they are of eventfold's shape
 /// and numbered in order (a line without a `seq` takes its place's).
@@ -430,6 +496,33 @@ mod tests {
 
     fn accepted(line: &str) -> bool {
         check(line.as_bytes()).is_some()
+    }
+
+    #[test]
+    fn splits_lines_without_parsing_their_data() {
+        let split = super::split(r#"{"type":"a","data":{"ts":1,"x":"}"},"ts":7,"v":2,"seq":9}"#);
+        assert_eq!(
+            split,
+            Some(super::Split {
+                event_type: "a",
+                data: r#"{"ts":1,"x":"}"}"#,
+                seq: Some(9),
+                version: Some(2),
+            })
+        );
+        let old = super::split(r#"{"type":"a","data":null,"ts":7}"#).unwrap();
+        assert_eq!((old.data, old.seq, old.version), ("null", None, None));
+        for other in [
+            r#"{"type":"a\"b","data":1,"ts":7,"seq":0}"#,
+            r#"{"data":1,"type":"a","ts":7,"seq":0}"#,
+            r#"{"type":"a","data":1,"ts":7,"id":"x","seq":0}"#,
+            r#"{"type":"a","data":1,"ts":07,"seq":0}"#,
+            r#"{"type":"a","data":1,"ts":7,"seq":99999999999999999999}"#,
+            r#"{"type":"a","data":1,"ts":-7,"seq":0}"#,
+            r#"{"type":"a","data":1,"ts":7,"seq":0} "#,
+        ] {
+            assert_eq!(super::split(other), None, "{other}");
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::canonical;
 use crate::error::{Error, Result, shorten};
-use crate::event::{Event, Header, MAX_LINE, StoredLine, hash_hex, line_hash};
+use crate::event::{Event, MAX_LINE, StoredLine, hash_hex, line_hash};
 use crate::frames;
 use crate::upcast::Upcasters;
 
@@ -36,7 +36,15 @@ pub(crate) struct LineEvent {
     pub(crate) line: Option<String>,
 }
 
-/// Where a line decoded by [`Lines::next_with`] was.
+/// Why [`Lines::next_raw`] could not use a line.
+pub(crate) enum LineFailure {
+    /// What is wrong with the line, for an error naming it.
+    Detail(String),
+    /// An error already made (its numbering is wrong).
+    Error(Error),
+}
+
+/// Where a line decoded by [`Lines::next_raw`] was.
 pub(crate) struct LineInfo {
     /// Its sequence number, when known.
     pub(crate) seq: Option<u64>,
@@ -155,63 +163,53 @@ impl<R: BufRead> Lines<R> {
         }
     }
 
-    /// The next line, handed to `decode` with its sequence number (when
-    /// known) and its header (type, version, timestamp) before anything
-    /// else is built from it: for a typed view, which decodes the line
-    /// into its own event type. An error `decode` returns is the line's,
-    /// with this file and the line's offset. `None` at the end.
-    pub(crate) fn next_with<T>(
+    /// The next line, handed to `decode` as it is stored (without its
+    /// newline), before anything is built from it: for a typed view, which
+    /// decodes the line into its own event type. `decode` must call
+    /// `number` with the line's own `seq` field once it has read it, and
+    /// before it uses the line: that checks the line's place in the
+    /// history, and gives its sequence number when known. A
+    /// [`LineFailure::Detail`] it returns is an error of this line, with
+    /// this file and the line's offset. `None` at the end.
+    pub(crate) fn next_raw<T>(
         &mut self,
         decode: impl FnOnce(
-            Option<u64>,
-            &Header<'_>,
             &[u8],
+            &mut dyn FnMut(Option<u64>) -> Result<Option<u64>>,
             Option<&Upcasters>,
-        ) -> std::result::Result<T, String>,
+        ) -> std::result::Result<T, LineFailure>,
     ) -> Result<Option<(T, LineInfo)>> {
         let Some(start) = self.next_line()? else {
             return Ok(None);
         };
         // The line is taken out of the buffer while it is decoded, so that
-        // its header can borrow it while the numbering is checked.
+        // the numbering can be checked while it is borrowed.
         let buf = std::mem::take(&mut self.buf);
-        let result = self.decode_line(start, &buf, decode);
-        self.buf = buf;
-        result
-    }
-
-    fn decode_line<T>(
-        &mut self,
-        start: u64,
-        buf: &[u8],
-        decode: impl FnOnce(
-            Option<u64>,
-            &Header<'_>,
-            &[u8],
-            Option<&Upcasters>,
-        ) -> std::result::Result<T, String>,
-    ) -> Result<Option<(T, LineInfo)>> {
+        let upcasters = self.upcasters.clone();
         let line = &buf[..buf.len() - 1];
-        let header: Header<'_> = match serde_json::from_slice(line) {
-            Ok(header) => header,
-            Err(e) => {
-                return Err(
-                    self.corrupt(start, format!("line is not a valid event: {}", shorten(e)))
-                );
-            }
-        };
-        let seq = self.take_seq(start, header.seq)?;
         let hash = line_hash(line);
-        match decode(seq, &header, line, self.upcasters.as_deref()) {
+        let mut numbered = None;
+        let result = decode(
+            line,
+            &mut |found| {
+                let seq = self.take_seq(start, found)?;
+                numbered = seq;
+                Ok(seq)
+            },
+            upcasters.as_deref(),
+        );
+        self.buf = buf;
+        match result {
             Ok(value) => Ok(Some((
                 value,
                 LineInfo {
-                    seq,
+                    seq: numbered,
                     end: self.pos,
                     hash,
                 },
             ))),
-            Err(detail) => Err(self.corrupt(start, detail)),
+            Err(LineFailure::Detail(detail)) => Err(self.corrupt(start, detail)),
+            Err(LineFailure::Error(e)) => Err(e),
         }
     }
 

@@ -19,6 +19,7 @@ use serde::de::{self, DeserializeOwned, IntoDeserializer};
 use serde::ser::{self, Serialize};
 use serde_json::Value;
 
+use crate::canonical;
 use crate::error::{Error, Result};
 use crate::event::{Event, Header, StoredLine};
 use crate::upcast::Upcasters;
@@ -537,6 +538,8 @@ impl ser::SerializeStructVariant for &mut FloatCheck {
     }
 }
 
+pub(crate) use crate::lines::LineFailure;
+
 /// How a typed view treats an event type its enum does not name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Unknown {
@@ -549,17 +552,17 @@ pub(crate) enum Unknown {
 /// A typed view's reducer with its event type erased, as a view holds it:
 /// decodes each line and folds it.
 pub(crate) trait TypedFold<S>: Send + Sync {
-    /// Folds the line (`header` its parsed fields) into `state`; an error
-    /// gives the state back, with what is wrong with the line.
+    /// Folds `line` (as stored, without its newline) into `state`.
+    /// `number` checks the line's own `seq` against its place and gives
+    /// the sequence number to fold it with. An error gives the state back.
     fn fold(
         &self,
         state: S,
-        seq: u64,
-        header: &Header<'_>,
         line: &[u8],
+        number: &mut dyn FnMut(Option<u64>) -> Result<u64>,
         upcasters: Option<&Upcasters>,
         unknown: Unknown,
-    ) -> std::result::Result<S, (S, String)>;
+    ) -> std::result::Result<S, (S, LineFailure)>;
 }
 
 /// The reducer of a typed view, of either kind.
@@ -584,6 +587,132 @@ impl<S, E: DeserializeOwned> Typed<S, E> {
             _event: PhantomData,
         }
     }
+
+    /// Whether `E` names `event_type` (or cannot tell).
+    fn names(&self, event_type: &str) -> bool {
+        self.variants.is_none_or(|v| v.contains(&event_type))
+    }
+
+    fn apply(&self, state: S, seq: u64, event: &E) -> S {
+        match self.reducer {
+            TypedReducer::Plain(f) => f(state, event),
+            TypedReducer::WithSeq(f) => f(state, seq, event),
+        }
+    }
+
+    /// The line in one pass: its fields read, `data` decoded straight into
+    /// `E` (or passed over, for a type `E` does not name). `None` when the
+    /// pass fails or cannot decide, for [`decode_slowly`](Self::decode_slowly)
+    /// to find out why.
+    fn decode_quickly<'a>(
+        &self,
+        line: &'a [u8],
+        upcasters: Option<&Upcasters>,
+    ) -> Option<LineParts<'a, E>> {
+        let seed = LineSeed::<E> {
+            variants: self.variants,
+            upcast: upcasters,
+            _event: PhantomData,
+        };
+        // Checked as UTF-8 once, the strings inside need no check of their
+        // own (a line that is not UTF-8 goes the slow way, to its error).
+        let text = std::str::from_utf8(line).ok()?;
+        if let Some(split) = canonical::split(text) {
+            return self.decode_split(&split, upcasters);
+        }
+        let mut de = serde_json::Deserializer::from_str(text);
+        let parts = de::DeserializeSeed::deserialize(seed, &mut de).ok()?;
+        de.end().ok()?;
+        parts.complete().then_some(parts)
+    }
+
+    /// A line of the shape eventfold writes (see [`canonical::split`]): its
+    /// data parsed straight into `E`, or checked and passed over for a type
+    /// `E` does not name. `None` for an upcast, or data that does not
+    /// parse or decode, which the slow path then reads.
+    fn decode_split<'a>(
+        &self,
+        split: &canonical::Split<'a>,
+        upcasters: Option<&Upcasters>,
+    ) -> Option<LineParts<'a, E>> {
+        let version = split.version.unwrap_or(1);
+        if upcasters.is_some_and(|u| u.applies(split.event_type, version)) {
+            return None;
+        }
+        let mut de = serde_json::Deserializer::from_str(split.data);
+        let data = if self
+            .variants
+            .is_some_and(|v| !v.contains(&split.event_type))
+        {
+            de::Deserialize::deserialize(&mut de).map(|de::IgnoredAny| Data::Skipped)
+        } else {
+            let seed = DataSeed::<E> {
+                tag: split.event_type,
+                _event: PhantomData,
+            };
+            de::DeserializeSeed::deserialize(seed, &mut de).map(Data::Decoded)
+        };
+        let data = data.ok()?;
+        de.end().ok()?;
+        Some(LineParts {
+            event_type: Some(Cow::Borrowed(split.event_type)),
+            data,
+            ts: true,
+            seq: split.seq,
+        })
+    }
+
+    /// The line read the long way, with every failure named: the line's
+    /// fields, then (upcast if need be) its event as `E`. `Ok(None)` for a
+    /// type that `E` does not name, when such types are skipped.
+    fn decode_slowly(
+        &self,
+        line: &[u8],
+        number: &mut dyn FnMut(Option<u64>) -> Result<u64>,
+        upcasters: Option<&Upcasters>,
+        unknown: Unknown,
+    ) -> std::result::Result<(u64, Option<E>), LineFailure> {
+        let header: Header<'_> = serde_json::from_slice(line).map_err(|e| {
+            LineFailure::Detail(format!(
+                "line is not a valid event: {}",
+                crate::error::shorten(e)
+            ))
+        })?;
+        let seq = number(header.seq).map_err(LineFailure::Error)?;
+        let version = header.v.unwrap_or(1);
+        let (event_type, decoded): (Cow<'_, str>, _) = match upcasters {
+            Some(upcasters) if upcasters.applies(&header.event_type, version) => {
+                // An old shape: built as a `Value`, upcast, then decoded.
+                let stored: StoredLine = serde_json::from_slice(line)
+                    .map_err(|e| LineFailure::Detail(format!("line is not a valid event: {e}")))?;
+                let event = upcasters.apply(stored.into_event(), version);
+                let tagged = serde_json::json!({"type": event.event_type, "data": event.data});
+                (Cow::Owned(event.event_type), E::deserialize(tagged))
+            }
+            _ => (
+                Cow::Borrowed(&*header.event_type),
+                serde_json::from_slice::<E>(line),
+            ),
+        };
+        match decoded {
+            Ok(event) => Ok((seq, Some(event))),
+            Err(_) if !self.names(&event_type) && unknown == Unknown::Skip => Ok((seq, None)),
+            Err(e) => {
+                let what = std::any::type_name::<E>();
+                Err(LineFailure::Detail(if self.names(&event_type) {
+                    format!(
+                        "the event of type {event_type:?} does not decode as {what}: {e} (an \
+                         upcaster can turn its old shape into today's)"
+                    )
+                } else {
+                    format!(
+                        "the event type {event_type:?} is not one that {what} names, and this \
+                         view is strict about unknown types"
+                    )
+                }))
+            }
+        }
+    }
 }
 
 impl<S, E> TypedFold<S> for Typed<S, E>
@@ -594,55 +723,270 @@ where
     fn fold(
         &self,
         state: S,
-        seq: u64,
-        header: &Header<'_>,
         line: &[u8],
+        number: &mut dyn FnMut(Option<u64>) -> Result<u64>,
         upcasters: Option<&Upcasters>,
         unknown: Unknown,
-    ) -> std::result::Result<S, (S, String)> {
-        let version = header.v.unwrap_or(1);
-        let (event_type, decoded): (Cow<'_, str>, _) = match upcasters {
-            Some(upcasters) if upcasters.applies(&header.event_type, version) => {
-                // An old shape: built as a `Value`, upcast, then decoded.
-                let stored: StoredLine = match serde_json::from_slice(line) {
-                    Ok(stored) => stored,
-                    Err(e) => return Err((state, format!("line is not a valid event: {e}"))),
-                };
-                let event = upcasters.apply(stored.into_event(), version);
-                let tagged = serde_json::json!({"type": event.event_type, "data": event.data});
-                (Cow::Owned(event.event_type), E::deserialize(tagged))
+    ) -> std::result::Result<S, (S, LineFailure)> {
+        let mut numbered = None;
+        if let Some(parts) = self.decode_quickly(line, upcasters) {
+            let seq = match number(parts.seq) {
+                Ok(seq) => seq,
+                Err(e) => return Err((state, LineFailure::Error(e))),
+            };
+            match parts.data {
+                Data::Decoded(event) => return Ok(self.apply(state, seq, &event)),
+                Data::Skipped if unknown == Unknown::Skip => return Ok(state),
+                // Strict about a type the enum does not name: the slow
+                // path says so, with the line numbered already.
+                _ => numbered = Some(seq),
             }
-            _ => (
-                Cow::Borrowed(&*header.event_type),
-                serde_json::from_slice::<E>(line),
-            ),
+        }
+        let mut again = |found| match numbered {
+            Some(seq) => Ok(seq),
+            None => number(found),
         };
-        let event = match decoded {
-            Ok(event) => event,
-            Err(e) => {
-                let named = self.variants.is_none_or(|v| v.contains(&&*event_type));
-                if !named && unknown == Unknown::Skip {
-                    return Ok(state);
+        match self.decode_slowly(line, &mut again, upcasters, unknown) {
+            Ok((seq, Some(event))) => Ok(self.apply(state, seq, &event)),
+            Ok((_, None)) => Ok(state),
+            Err(failure) => Err((state, failure)),
+        }
+    }
+}
+
+/// What one pass over a line found.
+struct LineParts<'a, E> {
+    event_type: Option<Cow<'a, str>>,
+    data: Data<E>,
+    ts: bool,
+    seq: Option<u64>,
+}
+
+impl<E> LineParts<'_, E> {
+    /// Whether the line had everything a valid event has, and its data
+    /// was decided on.
+    fn complete(&self) -> bool {
+        self.event_type.is_some()
+            && self.ts
+            && !matches!(self.data, Data::Missing | Data::Undecided)
+    }
+}
+
+/// What became of a line's `data` in one pass.
+enum Data<E> {
+    /// No `data` (yet).
+    Missing,
+    /// Decoded as `E`.
+    Decoded(E),
+    /// Passed over: a type that `E` does not name.
+    Skipped,
+    /// Left for the slow path: before its type, or of a type with
+    /// upcasters.
+    Undecided,
+}
+
+/// The keys of a stored line.
+#[derive(serde::Deserialize)]
+#[serde(field_identifier, rename_all = "lowercase")]
+enum Field {
+    Type,
+    Data,
+    Ts,
+    Seq,
+    V,
+    Id,
+    Meta,
+    #[serde(other)]
+    Other,
+}
+
+/// Reads one stored line in one pass (see [`Typed::decode_quickly`]).
+struct LineSeed<'u, E> {
+    variants: Option<&'static [&'static str]>,
+    upcast: Option<&'u Upcasters>,
+    _event: PhantomData<fn() -> E>,
+}
+
+impl<'de, E: de::Deserialize<'de>> de::DeserializeSeed<'de> for LineSeed<'_, E> {
+    type Value = LineParts<'de, E>;
+
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        d: D,
+    ) -> std::result::Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de, E: de::Deserialize<'de>> de::Visitor<'de> for LineSeed<'_, E> {
+    type Value = LineParts<'de, E>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an event")
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        let mut parts = LineParts {
+            event_type: None,
+            data: Data::Missing,
+            ts: false,
+            seq: None,
+        };
+        while let Some(field) = map.next_key::<Field>()? {
+            match field {
+                Field::Type => parts.event_type = Some(map.next_value::<Text<'de>>()?.0),
+                Field::Data => {
+                    parts.data = match parts.event_type.as_deref() {
+                        Some(t) if self.upcast.is_some_and(|u| u.has_steps_from(t)) => {
+                            map.next_value::<de::IgnoredAny>()?;
+                            Data::Undecided
+                        }
+                        Some(t) if self.variants.is_some_and(|v| !v.contains(&t)) => {
+                            map.next_value::<de::IgnoredAny>()?;
+                            Data::Skipped
+                        }
+                        Some(t) => Data::Decoded(map.next_value_seed(DataSeed::<E> {
+                            tag: t,
+                            _event: PhantomData,
+                        })?),
+                        None => {
+                            map.next_value::<de::IgnoredAny>()?;
+                            Data::Undecided
+                        }
+                    }
                 }
-                let what = std::any::type_name::<E>();
-                let detail = if named {
-                    format!(
-                        "the event of type {event_type:?} does not decode as {what}: {e} (an \
-                         upcaster can turn its old shape into today's)"
-                    )
-                } else {
-                    format!(
-                        "the event type {event_type:?} is not one that {what} names, and this \
-                         view is strict about unknown types"
-                    )
-                };
-                return Err((state, detail));
+                Field::Ts => {
+                    map.next_value::<u64>()?;
+                    parts.ts = true;
+                }
+                Field::Seq => parts.seq = map.next_value::<Option<u64>>()?,
+                Field::V => {
+                    map.next_value::<Option<u32>>()?;
+                }
+                Field::Id => {
+                    map.next_value::<Option<Text<'de>>>()?;
+                }
+                Field::Meta | Field::Other => {
+                    map.next_value::<de::IgnoredAny>()?;
+                }
             }
-        };
-        Ok(match self.reducer {
-            TypedReducer::Plain(f) => f(state, &event),
-            TypedReducer::WithSeq(f) => f(state, seq, &event),
+        }
+        Ok(parts)
+    }
+}
+
+/// A string, borrowed from the line when it has no escapes.
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de> de::Deserialize<'de> for Text<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> de::Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(
+                self,
+                v: &'de str,
+            ) -> std::result::Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(TextVisitor)
+    }
+}
+
+/// Decodes a line's `data` as the content of `E`'s variant `tag`: `E` is
+/// given the object `{"type": tag, "data": <the data>}` it expects, with
+/// the data read straight from the line.
+struct DataSeed<'t, E> {
+    tag: &'t str,
+    _event: PhantomData<fn() -> E>,
+}
+
+impl<'de, E: de::Deserialize<'de>> de::DeserializeSeed<'de> for DataSeed<'_, E> {
+    type Value = E;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> std::result::Result<E, D::Error> {
+        E::deserialize(Tagged {
+            tag: self.tag,
+            content: d,
         })
+    }
+}
+
+/// The object `{"type": tag, "data": content}`, as a deserializer.
+struct Tagged<'t, D> {
+    tag: &'t str,
+    content: D,
+}
+
+impl<'de, D: de::Deserializer<'de>> de::Deserializer<'de> for Tagged<'_, D> {
+    type Error = D::Error;
+
+    fn deserialize_any<V: de::Visitor<'de>>(
+        self,
+        visitor: V,
+    ) -> std::result::Result<V::Value, D::Error> {
+        visitor.visit_map(TaggedMap {
+            tag: self.tag,
+            content: Some(self.content),
+            next: 0,
+        })
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map struct enum identifier ignored_any
+    }
+}
+
+/// The two entries of [`Tagged`].
+struct TaggedMap<'t, D> {
+    tag: &'t str,
+    content: Option<D>,
+    /// 0 before the tag's key, 1 before its value, 2 before the content's
+    /// key, 3 before its value, 4 at the end.
+    next: u8,
+}
+
+impl<'de, D: de::Deserializer<'de>> de::MapAccess<'de> for TaggedMap<'_, D> {
+    type Error = D::Error;
+
+    fn next_key_seed<K: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> std::result::Result<Option<K::Value>, D::Error> {
+        let key = match self.next {
+            0 => "type",
+            2 if self.content.is_some() => "data",
+            _ => return Ok(None),
+        };
+        self.next += 1;
+        seed.deserialize(de::value::StrDeserializer::<D::Error>::new(key))
+            .map(Some)
+    }
+
+    fn next_value_seed<V: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> std::result::Result<V::Value, D::Error> {
+        self.next += 1;
+        match self.next {
+            2 => seed.deserialize(de::value::StrDeserializer::<D::Error>::new(self.tag)),
+            _ => match self.content.take() {
+                Some(content) => seed.deserialize(content),
+                None => Err(de::Error::custom("the data was read already")),
+            },
+        }
     }
 }
 

@@ -220,6 +220,11 @@ impl Upcasters {
         !self.steps.is_empty() && self.steps.contains_key(&(event_type.to_owned(), version))
     }
 
+    /// Whether some step starts from `event_type`, at any version.
+    pub(crate) fn has_steps_from(&self, event_type: &str) -> bool {
+        self.steps.keys().any(|(from, _)| from == event_type)
+    }
+
     /// `event`, read at `version`, in today's shape.
     pub(crate) fn apply(&self, mut event: Event, mut version: u32) -> Event {
         while let Some(step) = self.steps.get(&(event.event_type.clone(), version)) {

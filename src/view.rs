@@ -138,17 +138,16 @@ impl<S: Default> Reducer<S> {
             }
         };
         let mut taken = None;
-        let result = lines.next_with(|at, header, line, upcasters| {
-            let at = at.unwrap_or(seq);
-            let folded = typed.fold(mem::take(state), at, header, line, upcasters, unknown);
-            match folded {
+        let result = lines.next_raw(|line, number, upcasters| {
+            let mut at = |found| number(found).map(|known| known.unwrap_or(seq));
+            match typed.fold(mem::take(state), line, &mut at, upcasters, unknown) {
                 Ok(next) => {
                     taken = Some(next);
                     Ok(())
                 }
-                Err((kept, detail)) => {
+                Err((kept, failure)) => {
                     taken = Some(kept);
-                    Err(detail)
+                    Err(failure)
                 }
             }
         });

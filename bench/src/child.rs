@@ -14,13 +14,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::BenchResult;
 use crate::peers;
-use crate::workload;
+use crate::workload::{self, Tally, TodoEvent};
 
 /// The hidden subcommand that makes the binary a child.
 pub const SUBCOMMAND: &str = "__child";
 
 /// The name of the counter view the eventfold replays fold into.
 const COUNTER: &str = "count";
+/// The view of the typed and `Value` replays.
+const TALLY: &str = "tally";
 
 /// What a child replays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +34,10 @@ pub enum Replay {
     RawFile,
     /// The floor for the archive: decompress a zstd file, read and parse.
     ZstdFile,
+    /// eventfold: rebuild a typed view (events decoded into an enum).
+    Typed,
+    /// eventfold: rebuild the same view over `Event`s (`Value` data).
+    Value,
 }
 
 impl Replay {
@@ -41,6 +47,8 @@ impl Replay {
             Replay::Eventfold => "eventfold",
             Replay::RawFile => "raw-file",
             Replay::ZstdFile => "zstd-file",
+            Replay::Typed => "typed",
+            Replay::Value => "value",
         }
     }
 }
@@ -79,7 +87,9 @@ pub fn spawn(kind: Replay, path: &Path) -> BenchResult<Report> {
 /// The child's side: `args` are what follows the subcommand.
 pub fn run(args: &[String]) -> BenchResult<()> {
     let [kind, path] = args else {
-        return Err(format!("usage: {SUBCOMMAND} eventfold|raw-file|zstd-file PATH").into());
+        return Err(
+            format!("usage: {SUBCOMMAND} eventfold|typed|value|raw-file|zstd-file PATH").into(),
+        );
     };
     let path = Path::new(path);
     let start = Instant::now();
@@ -90,6 +100,22 @@ pub fn run(args: &[String]) -> BenchResult<()> {
                 .open()?;
             log.rebuild_view(COUNTER)?;
             *log.view::<u64>(COUNTER)?
+        }
+        "typed" => {
+            let mut log = EventLog::builder(path)
+                .typed_view::<Tally, TodoEvent>(TALLY, workload::tally_typed)
+                .open()?;
+            log.rebuild_view(TALLY)?;
+            let tally = log.view::<Tally>(TALLY)?;
+            tally.added + tally.done
+        }
+        "value" => {
+            let mut log = EventLog::builder(path)
+                .view::<Tally>(TALLY, workload::tally_value)
+                .open()?;
+            log.rebuild_view(TALLY)?;
+            let tally = log.view::<Tally>(TALLY)?;
+            tally.added + tally.done
         }
         "raw-file" => peers::replay_file(path)?,
         "zstd-file" => peers::replay_zstd(path)?,

@@ -99,6 +99,9 @@ impl<'a> Bench<'a> {
         if wanted(4) {
             rows.push(self.replay_active()?);
         }
+        if wanted(14) {
+            rows.push(self.replay_typed()?);
+        }
         if wanted(6) {
             rows.push(self.incremental_refresh()?);
         }
@@ -268,9 +271,18 @@ impl<'a> Bench<'a> {
     /// Runs `ours` and `floor` in children `runs` times each; returns the
     /// medians of events/s and of peak RSS (MiB), eventfold's first.
     fn replays(&self, ours: &Path, floor: (Replay, &Path)) -> BenchResult<[(f64, f64); 2]> {
+        self.replay_pair((Replay::Eventfold, ours), floor)
+    }
+
+    /// As [`replays`](Self::replays), for any two kinds of replay.
+    fn replay_pair(
+        &self,
+        ours: (Replay, &Path),
+        floor: (Replay, &Path),
+    ) -> BenchResult<[(f64, f64); 2]> {
         let mut figures = [(Vec::new(), Vec::new()), (Vec::new(), Vec::new())];
         for _ in 0..self.params.runs {
-            let ef = child::spawn(Replay::Eventfold, ours)?;
+            let ef = child::spawn(ours.0, ours.1)?;
             let base = child::spawn(floor.0, floor.1)?;
             if ef.events != base.events {
                 return Err(format!(
@@ -305,6 +317,31 @@ impl<'a> Bench<'a> {
         row.check("eventfold peak RSS, MiB", ef_rss, Goal::AtMost(32.0));
         row.note(format!(
             "peak RSS of the whole child: eventfold {ef_rss:.1} MiB, raw {raw_rss:.1} MiB"
+        ));
+        Ok(row)
+    }
+
+    /// Scenario 14: full replay of the large log into a typed view (each
+    /// line decoded into an enum) against the same view over `Event`s,
+    /// which builds a `serde_json::Value` for every event's data.
+    fn replay_typed(&mut self) -> BenchResult<Row> {
+        let (dir, n) = self.large_log()?;
+        self.progress(&format!(
+            "14. full replay of {n} events, typed and Value views"
+        ));
+        let [(typed, typed_rss), (value, value_rss)] =
+            self.replay_pair((Replay::Typed, &dir), (Replay::Value, &dir))?;
+        let mut row = Row::new(
+            14,
+            format!("14. full replay, typed vs Value view, {} events", short(n)),
+            Unit::EventsPerSec,
+        );
+        row.eventfold("typed view", typed);
+        row.peer("Value view", value);
+        row.check("throughput typed/Value", typed / value, Goal::AtLeast(1.5));
+        row.note(format!(
+            "the same tally of every field, from the active log; peak RSS of the whole child: \
+             typed {typed_rss:.1} MiB, Value {value_rss:.1} MiB"
         ));
         Ok(row)
     }

@@ -35,6 +35,68 @@ pub fn count(n: u64, _: &Event) -> u64 {
     n + 1
 }
 
+/// The workload's events as a typed enum: the line format, decoded
+/// straight from each line by a typed view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data", rename_all = "snake_case")]
+pub enum TodoEvent {
+    /// A todo was added.
+    TodoAdded {
+        /// Its id.
+        id: u64,
+        /// What to do.
+        text: String,
+    },
+    /// A todo was done.
+    TodoDone {
+        /// Its id.
+        id: u64,
+    },
+}
+
+/// What the typed and the `Value` replays compute: both read every field.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tally {
+    /// Todos added.
+    pub added: u64,
+    /// Todos done.
+    pub done: u64,
+    /// The sum of ids and text lengths, so that nothing goes unread.
+    pub sum: u64,
+}
+
+/// The tally over typed events.
+pub fn tally_typed(mut t: Tally, event: &TodoEvent) -> Tally {
+    match event {
+        TodoEvent::TodoAdded { id, text } => {
+            t.added += 1;
+            t.sum += id + text.len() as u64;
+        }
+        TodoEvent::TodoDone { id } => {
+            t.done += 1;
+            t.sum += id;
+        }
+    }
+    t
+}
+
+/// The same tally over `Event`s.
+pub fn tally_value(mut t: Tally, event: &Event) -> Tally {
+    let id = event.data["id"].as_u64().unwrap_or_default();
+    match event.event_type.as_str() {
+        "todo_added" => {
+            t.added += 1;
+            t.sum += id + event.data["text"].as_str().map_or(0, str::len) as u64;
+        }
+        "todo_done" => {
+            t.done += 1;
+            t.sum += id;
+        }
+        _ => {}
+    }
+    t
+}
+
 /// One todo of the todo view.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Todo {
