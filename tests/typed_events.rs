@@ -525,3 +525,105 @@ fn appends_through_a_shared_log_are_written_at_todays_version_too() {
     );
     assert_eq!(events[1].event_type, "deposited", "the old type is upcast");
 }
+
+mod same_as_values {
+    //! A typed view folds exactly what a view of `Event`s decoding each
+    //! event itself folds, whatever the lines hold: any text, lines
+    //! written by hand in another key order or spacing, unknown types.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    /// One line to put in the log, by hand or through `append_typed`.
+    #[derive(Debug, Clone)]
+    enum Line {
+        Typed(Ledger),
+        /// A hand-written line of a known type: key order, spaces, escapes.
+        Hand {
+            reorder: bool,
+            account: String,
+            amount: u64,
+        },
+        Unknown(String),
+    }
+
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-z ]{0,12}",
+            any::<String>(),
+            Just(r#"","ts":5,"seq":1}"#.to_owned()),
+            Just("\\\"\u{e9}\u{1F600}\n\t".to_owned()),
+        ]
+    }
+
+    fn line() -> impl Strategy<Value = Line> {
+        prop_oneof![
+            (text(), any::<u32>()).prop_map(|(account, amount)| Line::Typed(Ledger::Deposited {
+                account,
+                amount: u64::from(amount),
+                currency: "EUR".into(),
+            })),
+            (text(), any::<u32>()).prop_map(|(account, amount)| Line::Typed(Ledger::Withdrawn {
+                account,
+                amount: u64::from(amount),
+            })),
+            (text(), text())
+                .prop_map(|(from, to)| Line::Typed(Ledger::AccountRenamed { from, to })),
+            Just(Line::Typed(Ledger::Frozen)),
+            (any::<bool>(), text(), any::<u32>()).prop_map(|(reorder, account, amount)| {
+                Line::Hand {
+                    reorder,
+                    account,
+                    amount: u64::from(amount),
+                }
+            }),
+            "[a-z_]{1,10}".prop_map(Line::Unknown),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn typed_and_value_views_agree(lines in prop::collection::vec(line(), 1..40), rotate_at in 0usize..40) {
+            let dir = test_dir();
+            let path = data_file(dir.path(), "app.jsonl");
+            for (i, line) in lines.iter().enumerate() {
+                let mut log = EventLog::open(dir.path()).unwrap();
+                if i == rotate_at {
+                    log.rotate().unwrap();
+                }
+                match line {
+                    Line::Typed(event) => {
+                        log.append_typed(event).unwrap();
+                    }
+                    Line::Unknown(t) => {
+                        log.append(&Event::new(format!("x_{t}"), json!({"t": t}))).unwrap();
+                    }
+                    Line::Hand { reorder, account, amount } => {
+                        let seq = log.next_seq();
+                        drop(log);
+                        let account = serde_json::to_string(account).unwrap();
+                        let text = if *reorder {
+                            format!(r#"{{ "seq": {seq}, "ts": 9, "data": {{"currency": "EUR", "amount": {amount}, "account": {account}}}, "type": "deposited" }}"#)
+                        } else {
+                            format!(r#"{{"type":"deposited","data":{{"account":{account},"amount":{amount},"currency":"EUR"}},"ts":9,"seq":{seq}}}"#)
+                        };
+                        append_bytes(&path, format!("{text}\n").as_bytes());
+                    }
+                }
+            }
+            let mut log = EventLog::builder(dir.path())
+                .typed_view("typed", balances)
+                .view("values", balances_of_values)
+                .open()
+                .unwrap();
+            log.refresh_all().unwrap();
+            let typed = log.view::<Balances>("typed").unwrap();
+            let values = log.view::<Balances>("values").unwrap();
+            prop_assert_eq!(typed, values);
+            let known = lines.iter().filter(|l| !matches!(l, Line::Unknown(_))).count() as u64;
+            prop_assert_eq!(typed.events, known);
+        }
+    }
+}
