@@ -4,8 +4,9 @@
 //! accepts (see [`Lines::next_valid`](crate::lines::Lines::next_valid)),
 //! which parses it with serde_json at a few hundred MB/s. Nearly every
 //! line is one eventfold wrote itself, in a narrow shape: compact JSON,
-//! the keys `type`, `data`, `ts`, then `id` and `meta` when set, then
-//! `seq` (none in lines from before sequence numbers), strings escaped as
+//! the keys `type`, `data`, `ts`, then `id` and `meta` when set, then `v`
+//! (a schema version above 1), then `seq` (none in lines from before
+//! sequence numbers), strings escaped as
 //! serde_json escapes them, numbers as it prints them. [`check`] accepts
 //! only lines of that shape that the reader certainly accepts, at about a
 //! GB/s; it answers "not sure" for everything else, which the full check
@@ -68,6 +69,9 @@ impl Parser<'_> {
                 return None;
             }
             p.value(0)?;
+        }
+        if p.literal(b",\"v\":").is_some() {
+            u32::try_from(p.integer(10)?).ok()?;
         }
         let seq = match p.literal(b",\"seq\":") {
             Some(()) => Some(p.integer(19)?),
@@ -536,6 +540,9 @@ mod tests {
             r#"{"type":"a","data":{},"ts":1,"id":"x","meta":{"k":[]},"seq":0}"#
         ));
         assert!(accepted(r#"{"type":"é","data":"日本","ts":1,"seq":0}"#));
+        assert!(accepted(r#"{"type":"a","data":1,"ts":1,"v":3,"seq":0}"#));
+        // A version the reader cannot hold is left to the full check.
+        assert_eq!(check(br#"{"type":"a","data":1,"ts":1,"v":4294967296,"seq":0}"#), None);
     }
 
     #[test]
