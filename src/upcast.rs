@@ -94,7 +94,8 @@ struct Step {
 /// ```
 #[derive(Clone, Default)]
 pub struct Upcasters {
-    steps: HashMap<(String, u32), Step>,
+    /// The steps by the type and version they start from.
+    steps: HashMap<String, HashMap<u32, Step>>,
     /// The current version of every type a step turns into.
     current: HashMap<String, u32>,
     /// The first registration that cannot stand, reported on use.
@@ -106,7 +107,11 @@ impl fmt::Debug for Upcasters {
         let mut steps: Vec<String> = self
             .steps
             .iter()
-            .map(|((from, v), step)| format!("{from} v{v} -> {} v{}", step.to_type, v + 1))
+            .flat_map(|(from, by_version)| {
+                by_version.iter().map(move |(v, step)| {
+                    format!("{from} v{v} -> {} v{}", step.to_type, v + 1)
+                })
+            })
             .collect();
         steps.sort();
         f.debug_struct("Upcasters").field("steps", &steps).finish()
@@ -158,29 +163,29 @@ impl Upcasters {
     /// assert_eq!(upcasters.version_of("deposited"), 3);
     /// ```
     pub fn upcast(mut self, event_type: &str, version: u32, to_type: &str, f: UpcastFn) -> Self {
-        let key = (event_type.to_owned(), version);
+        let from = self.steps.entry(event_type.to_owned()).or_default();
         if self.problem.is_none() {
             if version == 0 {
                 self.problem = Some(format!(
                     "the upcaster of {event_type:?} from version 0: versions start at 1 (events \
                      without a \"v\" field)"
                 ));
-            } else if self.steps.contains_key(&key) {
+            } else if from.contains_key(&version) {
                 self.problem = Some(format!(
                     "two upcasters of {event_type:?} from version {version}: keep one"
                 ));
             }
         }
-        let next = version.saturating_add(1);
-        let current = self.current.entry(to_type.to_owned()).or_insert(1);
-        *current = (*current).max(next);
-        self.steps.insert(
-            key,
+        from.insert(
+            version,
             Step {
                 to_type: to_type.to_owned(),
                 f,
             },
         );
+        let next = version.saturating_add(1);
+        let current = self.current.entry(to_type.to_owned()).or_insert(1);
+        *current = (*current).max(next);
         self
     }
 
@@ -217,17 +222,23 @@ impl Upcasters {
 
     /// Whether an event of `event_type` at `version` is upcast.
     pub(crate) fn applies(&self, event_type: &str, version: u32) -> bool {
-        !self.steps.is_empty() && self.steps.contains_key(&(event_type.to_owned(), version))
+        self.steps
+            .get(event_type)
+            .is_some_and(|by_version| by_version.contains_key(&version))
     }
 
     /// Whether some step starts from `event_type`, at any version.
     pub(crate) fn has_steps_from(&self, event_type: &str) -> bool {
-        self.steps.keys().any(|(from, _)| from == event_type)
+        self.steps.contains_key(event_type)
     }
 
     /// `event`, read at `version`, in today's shape.
     pub(crate) fn apply(&self, mut event: Event, mut version: u32) -> Event {
-        while let Some(step) = self.steps.get(&(event.event_type.clone(), version)) {
+        while let Some(step) = self
+            .steps
+            .get(&event.event_type)
+            .and_then(|by_version| by_version.get(&version))
+        {
             event.data = (step.f)(std::mem::take(&mut event.data));
             event.event_type.clone_from(&step.to_type);
             version += 1;
