@@ -5,13 +5,18 @@
 //!
 //! - **Events** ([`Event`]) are appended to `app.jsonl`, one JSON line each,
 //!   synced to disk before [`EventLog::append`] returns.
-//! - **Reducers** ([`ReduceFn`]) are pure functions `fn(S, &Event) -> S`.
+//! - **Reducers** ([`ReduceFn`]) are pure functions `fn(S, &Event) -> S`,
+//!   or `fn(S, &E) -> S` over your own event enum ([`TypedReduceFn`],
+//!   appended with [`EventLog::append_typed`]).
 //! - **Views** ([`View`]) fold every event through a reducer. Each keeps a
 //!   [`Snapshot`] in `views/NAME.snapshot.json`, so a refresh reads only the
 //!   events appended since.
 //!
 //! Old history is rotated into `archive.jsonl.zst`, a series of zstd frames
-//! that only new or rebuilt views ever read.
+//! that only new or rebuilt views ever read. The log is never migrated:
+//! [`Upcasters`] turn old event shapes into today's as they are read, and
+//! a view's version ([`EventLogBuilder::view_version`]) rebuilds snapshots
+//! that an older reducer wrote.
 //!
 //! One process writes a directory; threads in it can share the writer as
 //! a [`SharedLog`], whose appends share syncs (group commit). Any number of
