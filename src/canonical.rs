@@ -542,7 +542,10 @@ mod tests {
         assert!(accepted(r#"{"type":"é","data":"日本","ts":1,"seq":0}"#));
         assert!(accepted(r#"{"type":"a","data":1,"ts":1,"v":3,"seq":0}"#));
         // A version the reader cannot hold is left to the full check.
-        assert_eq!(check(br#"{"type":"a","data":1,"ts":1,"v":4294967296,"seq":0}"#), None);
+        assert_eq!(
+            check(br#"{"type":"a","data":1,"ts":1,"v":4294967296,"seq":0}"#),
+            None
+        );
     }
 
     #[test]

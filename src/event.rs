@@ -380,7 +380,7 @@ impl Unnumbered {
 
 /// The fields of a stored line that every reader needs, read without
 /// building its `data`: for typed views, which decode `data` themselves.
-/// It accepts what [`StoredLine`] accepts, but for the shape of `meta`.
+/// It accepts what [`StoredLine`] accepts.
 #[derive(Deserialize)]
 pub(crate) struct Header<'a> {
     #[serde(rename = "type", borrow)]
@@ -394,12 +394,38 @@ pub(crate) struct Header<'a> {
     id: Option<std::borrow::Cow<'a, str>>,
     #[serde(default)]
     #[allow(dead_code)]
-    meta: Option<serde::de::IgnoredAny>,
+    meta: Option<AnyObject>,
     #[serde(default)]
     pub(crate) seq: Option<u64>,
     /// The schema version of the event's type; absent means 1.
     #[serde(default)]
     pub(crate) v: Option<u32>,
+}
+
+/// An object, read and dropped: what `meta` must be.
+pub(crate) struct AnyObject;
+
+impl<'de> Deserialize<'de> for AnyObject {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct ObjectVisitor;
+        impl<'de> serde::de::Visitor<'de> for ObjectVisitor {
+            type Value = AnyObject;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<AnyObject, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(AnyObject)
+            }
+        }
+        d.deserialize_map(ObjectVisitor)
+    }
 }
 
 /// Writes `,"v":N` for a version above 1 (1 is the version of a line

@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use crate::canonical;
 use crate::error::{Error, Result};
-use crate::event::{Event, Header, StoredLine};
+use crate::event::{AnyObject, Event, Header, StoredLine};
 use crate::upcast::Upcasters;
 
 /// A reducer over typed events: [`ReduceFn`](crate::ReduceFn) for an
@@ -869,7 +869,10 @@ impl<'de, E: de::Deserialize<'de>> de::Visitor<'de> for LineSeed<'_, E> {
                 Field::Id => {
                     map.next_value::<Option<Text<'de>>>()?;
                 }
-                Field::Meta | Field::Other => {
+                Field::Meta => {
+                    map.next_value::<Option<AnyObject>>()?;
+                }
+                Field::Other => {
                     map.next_value::<de::IgnoredAny>()?;
                 }
             }

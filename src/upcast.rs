@@ -108,9 +108,9 @@ impl fmt::Debug for Upcasters {
             .steps
             .iter()
             .flat_map(|(from, by_version)| {
-                by_version.iter().map(move |(v, step)| {
-                    format!("{from} v{v} -> {} v{}", step.to_type, v + 1)
-                })
+                by_version
+                    .iter()
+                    .map(move |(v, step)| format!("{from} v{v} -> {} v{}", step.to_type, v + 1))
             })
             .collect();
         steps.sort();

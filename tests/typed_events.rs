@@ -627,3 +627,45 @@ mod same_as_values {
         }
     }
 }
+
+#[test]
+fn a_line_a_view_of_events_refuses_is_refused_by_a_typed_view_too() {
+    let bad_lines = [
+        r#"{"type":"frozen","data":null,"ts":1,"meta":5,"seq":0}"#,
+        r#"{"type":"frozen","data":null,"ts":-1,"seq":0}"#,
+        r#"{"type":"frozen","ts":1,"seq":0}"#,
+        r#"{"type":"frozen","data":null,"ts":1,"id":7,"seq":0}"#,
+        r#"{"type":"frozen","data":[1,],"ts":1,"seq":0}"#,
+        r#"{"type":7,"data":null,"ts":1,"seq":0}"#,
+        r#"{"type":"frozen","data":null,"ts":1,"seq":3}"#,
+    ];
+    let mut read_by_views = 0;
+    for bad in bad_lines {
+        let dir = test_dir();
+        append_bytes(
+            &data_file(dir.path(), "app.jsonl"),
+            format!("{bad}\n").as_bytes(),
+        );
+        let views = dir.path().join("views");
+        let log = EventLog::open(dir.path());
+        // The writer refuses it at open, or the views do when they read it.
+        let Ok(log) = log else { continue };
+        read_by_views += 1;
+        let typed = View::typed("t", balances, &views)
+            .unwrap()
+            .refresh(&log)
+            .map(|s| s.events);
+        let values = View::new("v", balances_of_values, &views)
+            .unwrap()
+            .refresh(&log)
+            .map(|s| s.events);
+        assert!(
+            matches!(
+                (&typed, &values),
+                (Err(Error::Corrupt { .. }), Err(Error::Corrupt { .. }))
+            ),
+            "{bad}: typed {typed:?}, values {values:?}"
+        );
+    }
+    assert!(read_by_views >= 5, "only {read_by_views} lines reached the views");
+}
