@@ -101,7 +101,7 @@ pub(crate) fn split(line: &str) -> Option<Split<'_>> {
     let rest = line.strip_prefix("{\"type\":\"")?;
     let end = rest.find('"')?;
     let event_type = &rest[..end];
-    if event_type.contains('\\') {
+    if event_type.bytes().any(|b| b == b'\\' || b < 0x20) {
         return None;
     }
     let rest = rest[end..].strip_prefix("\",\"data\":")?;

@@ -156,7 +156,8 @@ pub enum Error {
     /// which serde_json reserves. Applications that store client-supplied
     /// JSON should expect this error for such input.
     InvalidEvent {
-        /// The event's type.
+        /// The event's type (for a typed value that does not serialize
+        /// with a `"type"`, the name of its Rust type).
         event_type: String,
         /// What in the event cannot be stored.
         reason: String,

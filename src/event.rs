@@ -385,8 +385,8 @@ impl Unnumbered {
 pub(crate) struct Header<'a> {
     #[serde(rename = "type", borrow)]
     pub(crate) event_type: std::borrow::Cow<'a, str>,
-    #[allow(dead_code)]
-    data: serde::de::IgnoredAny,
+    #[serde(borrow)]
+    pub(crate) data: &'a serde_json::value::RawValue,
     #[allow(dead_code)]
     ts: u64,
     #[serde(default, borrow)]

@@ -719,7 +719,9 @@ impl EventLog {
     /// # Errors
     ///
     /// As for [`Event::from_typed`] (nothing is written), then as for
-    /// [`append`](Self::append).
+    /// [`append`](Self::append). `E` must also be `Deserialize`: the
+    /// event is decoded again from what would be stored, so that nothing
+    /// that reads back differently is written.
     pub fn append_typed<E: Serialize + DeserializeOwned>(&mut self, event: &E) -> Result<u64> {
         self.append(&Event::from_typed(event)?)
     }

@@ -160,6 +160,41 @@ impl SharedLog {
     /// As for [`EventLog::append`]; when the group's write or sync fails,
     /// every append of the group gets the error.
     pub fn append(&self, event: &Event) -> Result<u64> {
+        self.append_event(event)
+    }
+
+    /// Appends a typed event (see [`Event::from_typed`]) through the group
+    /// commit, as [`append`](Self::append) does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::EventLog;
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Serialize, Deserialize)]
+    /// #[serde(tag = "type", content = "data")]
+    /// enum Metric { Sampled(f64) }
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let shared = EventLog::open(dir.path())?.into_shared();
+    /// assert_eq!(shared.append_typed(&Metric::Sampled(0.5))?, 0);
+    /// assert!(shared.append_typed(&Metric::Sampled(f64::NAN)).is_err());
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`Event::from_typed`] (nothing is written), then as for
+    /// [`append`](Self::append).
+    pub fn append_typed<E>(&self, event: &E) -> Result<u64>
+    where
+        E: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        self.append_event(&Event::from_typed(event)?)
+    }
+
+    fn append_event(&self, event: &Event) -> Result<u64> {
         self.commit(None, std::slice::from_ref(event))
             .map(|range| range.start)
     }

@@ -133,8 +133,8 @@ impl Event {
         let result = Event::new(event_type, data);
         // What is stored is `type` and `data` of this line: decoded again,
         // they must give the same value.
-        let line = result.to_json_line()?;
-        let back = serde_json::from_str::<E>(&line)
+        result.to_json_line()?;
+        let back = decode_data::<E>(&result.event_type, &result.data.to_string())
             .map_err(|e| e.to_string())
             .and_then(|back| serde_json::to_value(&back).map_err(|e| e.to_string()));
         match back {
@@ -644,7 +644,7 @@ impl<S, E: DeserializeOwned> Typed<S, E> {
             .variants
             .is_some_and(|v| !v.contains(&split.event_type))
         {
-            de::Deserialize::deserialize(&mut de).map(|de::IgnoredAny| Data::Skipped)
+            de::Deserialize::deserialize(&mut de).map(|Checked| Data::Skipped)
         } else {
             let seed = DataSeed::<E> {
                 tag: split.event_type,
@@ -691,23 +691,33 @@ impl<S, E: DeserializeOwned> Typed<S, E> {
             }
             _ => (
                 Cow::Borrowed(&*header.event_type),
-                serde_json::from_slice::<E>(line),
+                decode_data::<E>(&header.event_type, header.data.get()),
             ),
         };
         match decoded {
             Ok(event) => Ok((seq, Some(event))),
-            Err(_) if !self.names(&event_type) && unknown == Unknown::Skip => Ok((seq, None)),
+            Err(_) if !self.names(&event_type) && unknown == Unknown::Skip => {
+                // Passed over, but only if it is a valid event.
+                match serde_json::from_str::<Checked>(header.data.get()) {
+                    Ok(Checked) => Ok((seq, None)),
+                    Err(e) => Err(LineFailure::Detail(format!(
+                        "line is not a valid event: {e}"
+                    ))),
+                }
+            }
             Err(e) => {
                 let what = std::any::type_name::<E>();
                 Err(LineFailure::Detail(if self.names(&event_type) {
                     format!(
-                        "the event of type {event_type:?} does not decode as {what}: {e} (an \
-                         upcaster can turn its old shape into today's)"
+                        "the event of type {event_type:?} does not decode as {what}: {e} (if it \
+                         is an older shape of the event, register an upcaster that turns it into \
+                         today's)"
                     )
                 } else {
                     format!(
                         "the event type {event_type:?} is not one that {what} names, and this \
-                         view is strict about unknown types"
+                         view is strict about unknown types (add the variant, register an \
+                         upcaster into a type it names, or make the view lenient)"
                     )
                 }))
             }
@@ -751,6 +761,90 @@ where
             Ok((_, None)) => Ok(state),
             Err(failure) => Err((state, failure)),
         }
+    }
+}
+
+/// `data` (a JSON text) decoded as the content of `E`'s variant
+/// `event_type`: `E` sees only `{"type", "data"}`, as it serialized them.
+fn decode_data<E: DeserializeOwned>(event_type: &str, data: &str) -> serde_json::Result<E> {
+    let mut de = serde_json::Deserializer::from_str(data);
+    let seed = DataSeed::<E> {
+        tag: event_type,
+        _event: PhantomData,
+    };
+    let event = de::DeserializeSeed::deserialize(seed, &mut de)?;
+    de.end()?;
+    Ok(event)
+}
+
+/// Any JSON value, read and dropped, but checked as a `Value` would be:
+/// numbers in range, string escapes valid (what `IgnoredAny` does not
+/// check). For the data of events a typed view passes over.
+struct Checked;
+
+impl<'de> de::Deserialize<'de> for Checked {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(CheckedVisitor)
+    }
+}
+
+struct CheckedVisitor;
+
+impl<'de> de::Visitor<'de> for CheckedVisitor {
+    type Value = Checked;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> std::result::Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> std::result::Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> std::result::Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> std::result::Result<Checked, E> {
+        if v.is_finite() {
+            Ok(Checked)
+        } else {
+            Err(E::custom("number out of range"))
+        }
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> std::result::Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_unit<E: de::Error>(self) -> std::result::Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<Checked, A::Error> {
+        while seq.next_element::<Checked>()?.is_some() {}
+        Ok(Checked)
+    }
+    fn visit_map<A: de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Checked, A::Error> {
+        while map.next_entry::<CheckedKey, Checked>()?.is_some() {}
+        Ok(Checked)
+    }
+}
+
+/// An object key, checked as a `Value`'s would be: not serde_json's
+/// reserved raw-value key.
+struct CheckedKey;
+
+impl<'de> de::Deserialize<'de> for CheckedKey {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let key = Text::deserialize(d)?;
+        if key.0 == crate::event::RESERVED_KEY {
+            return Err(de::Error::custom("a reserved key"));
+        }
+        Ok(CheckedKey)
     }
 }
 
@@ -800,6 +894,22 @@ enum Field {
     Other,
 }
 
+impl Field {
+    /// Its place among the known keys, which may appear once each.
+    fn index(&self) -> Option<usize> {
+        match self {
+            Field::Type => Some(0),
+            Field::Data => Some(1),
+            Field::Ts => Some(2),
+            Field::Seq => Some(3),
+            Field::V => Some(4),
+            Field::Id => Some(5),
+            Field::Meta => Some(6),
+            Field::Other => None,
+        }
+    }
+}
+
 /// Reads one stored line in one pass (see [`Typed::decode_quickly`]).
 struct LineSeed<'u, E> {
     variants: Option<&'static [&'static str]>,
@@ -835,7 +945,14 @@ impl<'de, E: de::Deserialize<'de>> de::Visitor<'de> for LineSeed<'_, E> {
             ts: false,
             seq: None,
         };
+        let mut seen = [false; 7];
         while let Some(field) = map.next_key::<Field>()? {
+            if let Some(at) = field.index() {
+                if seen[at] {
+                    return Err(de::Error::custom("a key appears twice"));
+                }
+                seen[at] = true;
+            }
             match field {
                 Field::Type => parts.event_type = Some(map.next_value::<Text<'de>>()?.0),
                 Field::Data => {
@@ -845,7 +962,7 @@ impl<'de, E: de::Deserialize<'de>> de::Visitor<'de> for LineSeed<'_, E> {
                             Data::Undecided
                         }
                         Some(t) if self.variants.is_some_and(|v| !v.contains(&t)) => {
-                            map.next_value::<de::IgnoredAny>()?;
+                            map.next_value::<Checked>()?;
                             Data::Skipped
                         }
                         Some(t) => Data::Decoded(map.next_value_seed(DataSeed::<E> {

@@ -137,9 +137,11 @@ impl Upcasters {
     /// name, or a new one for a rename) at `version + 1`, their `data`
     /// turned by `f`.
     ///
-    /// A version of 0, or a second step for the same type and version, is
-    /// an error when the upcasters are used (opening the log or the
-    /// reader), naming the step.
+    /// A version of 0 or `u32::MAX`, a second step for the same type and
+    /// version, or a step that no other step leads to (from version 3 of
+    /// a type when nothing arrives at its version 3) is an error when the
+    /// upcasters are used (opening the log or the reader), naming the
+    /// step.
     ///
     /// # Examples
     ///
@@ -162,10 +164,16 @@ impl Upcasters {
     ///     .upcast("deposited", 2, "deposited", cents); // v2 -> v3
     /// assert_eq!(upcasters.version_of("deposited"), 3);
     /// ```
+    #[must_use = "upcast returns the upcasters with the step added"]
     pub fn upcast(mut self, event_type: &str, version: u32, to_type: &str, f: UpcastFn) -> Self {
         let from = self.steps.entry(event_type.to_owned()).or_default();
         if self.problem.is_none() {
-            if version == 0 {
+            if version == u32::MAX {
+                self.problem = Some(format!(
+                    "the upcaster of {event_type:?} from version {version}: there is no version \
+                     after it"
+                ));
+            } else if version == 0 {
                 self.problem = Some(format!(
                     "the upcaster of {event_type:?} from version 0: versions start at 1 (events \
                      without a \"v\" field)"
@@ -210,14 +218,39 @@ impl Upcasters {
         self.steps.is_empty()
     }
 
-    /// The registration that cannot stand, as an error.
+    /// The registration that cannot stand, as an error: a bad step, or a
+    /// gap in a chain (a step from version `v` > 1 of a type that no step
+    /// turns anything into at `v`, so that older events never reach it).
     pub(crate) fn check(&self) -> Result<()> {
-        match &self.problem {
-            Some(problem) => Err(Error::InvalidConfig {
+        if let Some(problem) = &self.problem {
+            return Err(Error::InvalidConfig {
                 reason: problem.clone(),
-            }),
-            None => Ok(()),
+            });
         }
+        let mut starts: Vec<(&str, u32)> = self
+            .steps
+            .iter()
+            .flat_map(|(from, by_version)| by_version.keys().map(move |v| (from.as_str(), *v)))
+            .collect();
+        starts.sort_unstable();
+        for (from, version) in starts {
+            let reached = version == 1
+                || self.steps.values().any(|by_version| {
+                    by_version
+                        .get(&(version - 1))
+                        .is_some_and(|step| step.to_type == from)
+                });
+            if !reached {
+                return Err(Error::InvalidConfig {
+                    reason: format!(
+                        "the upcaster of {from:?} from version {version} is not reached: no \
+                         upcaster turns an event into {from:?} at version {version}, so events \
+                         of older versions would stop short of it (add the missing step)"
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Whether an event of `event_type` at `version` is upcast.
@@ -241,7 +274,8 @@ impl Upcasters {
         {
             event.data = (step.f)(std::mem::take(&mut event.data));
             event.event_type.clone_from(&step.to_type);
-            version += 1;
+            // A step from the last version is refused when registered.
+            version = version.saturating_add(1);
         }
         event
     }

@@ -320,7 +320,10 @@ where
     /// type it names whose `data` does not decode is an error naming the
     /// file, the byte offset and the type, never skipped. When `E` is not
     /// such an enum (a struct, an untagged enum), every event is decoded
-    /// and one that does not decode is an error.
+    /// and one that does not decode is an error. Do not give `E` a
+    /// catch-all `#[serde(other)]` variant: unknown types are skipped
+    /// already, and with one eventfold cannot tell which types `E` names,
+    /// so an unknown event with data becomes an error.
     ///
     /// # Examples
     ///
@@ -444,6 +447,7 @@ where
     /// assert_eq!(*new.refresh(&log)?, 2);
     /// # Ok::<(), eventfold::Error>(())
     /// ```
+    #[must_use = "with_version returns the view at that version"]
     pub fn with_version(mut self, version: u32) -> Self {
         self.version = version;
         self
@@ -475,6 +479,7 @@ where
     /// assert!(matches!(strict, Err(Error::Corrupt { offset: 0, .. })));
     /// # Ok::<(), eventfold::Error>(())
     /// ```
+    #[must_use = "strict returns the strict view"]
     pub fn strict(mut self) -> Self {
         if let Reducer::Typed(_, unknown) = &mut self.reducer {
             *unknown = Unknown::Fail;
@@ -679,20 +684,25 @@ where
             Ok(Some(loaded)) => loaded,
             Ok(None) => return Ok(()),
             Err(e @ Error::Corrupt { .. }) => {
-                ::log::warn!("eventfold: view {:?}: {e}; rebuilding", self.name);
+                // A state that no longer fits is what a new version of the
+                // view is for: say that, when it is the reason.
+                let written_by = ViewSnapshot::<serde::de::IgnoredAny>::load(&self.snapshot_path)
+                    .ok()
+                    .flatten()
+                    .map(|(snap, _)| snap.version.unwrap_or(0));
+                match written_by {
+                    Some(version) if version != self.version => {
+                        self.log_other_version(version);
+                    }
+                    _ => ::log::warn!("eventfold: view {:?}: {e}; rebuilding", self.name),
+                }
                 return Ok(());
             }
             Err(e) => return Err(e),
         };
         let version = snap.version.unwrap_or(0);
         if version != self.version {
-            ::log::info!(
-                "eventfold: view {:?}: its snapshot {} was written by version {version} of the \
-                 view, and this is version {}; rebuilding from the log",
-                self.name,
-                self.snapshot_path.display(),
-                self.version
-            );
+            self.log_other_version(version);
             return Ok(());
         }
         let problem = match snap.archive_len {
@@ -755,6 +765,17 @@ where
     ///
     /// Progress is kept event by event, so if a line turns out corrupt the
     /// view still holds a consistent state for the events before it.
+    /// Says why a snapshot of another version of the view is not loaded.
+    fn log_other_version(&self, version: u32) {
+        ::log::info!(
+            "eventfold: view {:?}: its snapshot {} was written by version {version} of the \
+             view, and this is version {}; rebuilding from the log",
+            self.name,
+            self.snapshot_path.display(),
+            self.version
+        );
+    }
+
     fn catch_up(&mut self, log: &History) -> Result<()> {
         if self.offset == log.len {
             return Ok(()); // nothing new: no I/O at all
