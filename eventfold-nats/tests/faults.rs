@@ -1,0 +1,154 @@
+//! Server failures during replication, with a writer appending: a single
+//! server killed and restarted, and a three-node cluster (replication
+//! factor 3) losing a node. Nothing lost, nothing duplicated.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, stream};
+use common::{Cluster, Rng, Server, assert_stream_is_log, open_log};
+use eventfold_nats::{Replicator, Target};
+
+/// Appends `n` events in small batches, a few milliseconds apart, in a
+/// thread; sets `done` at the end.
+fn writer(dir: &Path, n: u64, done: Arc<AtomicBool>) -> thread::JoinHandle<()> {
+    let dir = dir.to_owned();
+    thread::spawn(move || {
+        let mut log = open_log(&dir, 256 * 1024);
+        let mut rng = Rng::new(3);
+        let mut i = 0;
+        while i < n {
+            let k = rng.range(1, 50).min(n - i);
+            common::append(&mut log, i, i + k, k);
+            i += k;
+            thread::sleep(Duration::from_millis(2));
+        }
+        done.store(true, Ordering::SeqCst);
+    })
+}
+
+/// Runs the replicator until it has published all `n` events; its summary.
+async fn replicate(dir: &Path, target: Target, n: u64) -> (eventfold_nats::Summary, u64) {
+    let scratch = tempfile::tempdir().unwrap(); // the cursor lives outside the data directory
+    let replicator = Replicator::new(dir, target)
+        .unwrap()
+        .cursor_file(scratch.path().join("faults.cursor"));
+    let progress = replicator.progress();
+    let start = Instant::now();
+    let summary = replicator
+        .run_until(async move {
+            while progress.acked() < n {
+                assert!(
+                    start.elapsed() < Duration::from_secs(180),
+                    "replication finishes"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("no error: server failures are retried");
+    (summary, start.elapsed().as_millis() as u64)
+}
+
+#[tokio::test]
+async fn a_server_killed_and_restarted_during_replication_loses_nothing() {
+    let n = 20_000;
+    let mut server = Server::single();
+    let url = server.url();
+    let data = tempfile::tempdir().unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let writer = writer(data.path(), n, done.clone());
+    // Kill the server three times, each time for a moment, while the
+    // writer appends and the replicator publishes.
+    let chaos = thread::spawn(move || {
+        for _ in 0..3 {
+            thread::sleep(Duration::from_millis(400));
+            server.kill();
+            thread::sleep(Duration::from_millis(300));
+            server.start();
+        }
+        server
+    });
+    let (summary, _) = replicate(data.path(), Target::new(&url, "faults"), n).await;
+    let _server = chaos.join().unwrap();
+    writer.join().unwrap();
+    assert!(done.load(Ordering::SeqCst));
+    assert_eq!(summary.acked, n);
+    assert_eq!(
+        summary.republished, 0,
+        "sync_interval: always loses no acknowledged event"
+    );
+    assert_stream_is_log(&url, "faults", data.path()).await;
+}
+
+#[tokio::test]
+async fn a_cluster_that_loses_a_node_during_replication_loses_nothing() {
+    let n = 20_000;
+    let mut cluster = Cluster::start();
+    let urls = cluster.urls();
+    let client = async_nats::connect(urls.split(',').collect::<Vec<_>>().as_slice())
+        .await
+        .unwrap();
+    let js = jetstream::new(client);
+    // The stream, with three replicas, once the cluster has elected its
+    // JetStream leader.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut created = loop {
+        let config = stream::Config {
+            name: "clustered".into(),
+            subjects: vec!["eventfold.clustered".into()],
+            num_replicas: 3,
+            ..Default::default()
+        };
+        match js.create_stream(config).await {
+            Ok(s) => break s,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "the cluster is ready: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    let leader = loop {
+        let info = created.info().await.unwrap().clone();
+        match info.cluster.and_then(|c| c.leader) {
+            Some(leader) => break leader,
+            None => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    };
+    let data = tempfile::tempdir().unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let writer = writer(data.path(), n, done.clone());
+    let target = Target::new(&urls, "clustered").replicas(3);
+    let leader_index = cluster
+        .nodes
+        .iter()
+        .position(|s| s.name == leader)
+        .expect("a known leader");
+    let chaos = thread::spawn(move || {
+        // Kill the stream's leader while replication is under way.
+        thread::sleep(Duration::from_millis(700));
+        cluster.nodes[leader_index].kill();
+        cluster
+    });
+    let (summary, _) = replicate(data.path(), target, n).await;
+    let cluster = chaos.join().unwrap();
+    writer.join().unwrap();
+    assert_eq!(summary.acked, n);
+    assert_eq!(
+        summary.republished, 0,
+        "replicas 3 lose no acknowledged event"
+    );
+    let alive: Vec<String> = cluster
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != leader_index)
+        .map(|(_, s)| s.url())
+        .collect();
+    assert_stream_is_log(&alive.join(","), "clustered", data.path()).await;
+}
