@@ -235,7 +235,8 @@ impl Disk {
     }
 
     /// The descriptions recorded since [`record_trace`](Disk::record_trace),
-    /// indexed by operation number.
+    /// indexed by operation number; the last is the one the cut refused,
+    /// if there was a cut.
     pub fn trace(&self) -> &[String] {
         self.trace.as_deref().unwrap_or(&[])
     }
@@ -246,15 +247,17 @@ impl Disk {
         self.check_power()?;
         let n = self.ops;
         self.ops += 1;
-        if self.cut_at == Some(n) {
-            self.cut = true;
-            return Err(Fault::PowerCut);
-        }
+        // The operation the cut refuses is recorded too: the trace then
+        // names what the power was cut at.
         if self.trace.is_some() {
             let line = describe(self);
             if let Some(trace) = &mut self.trace {
                 trace.push(line);
             }
+        }
+        if self.cut_at == Some(n) {
+            self.cut = true;
+            return Err(Fault::PowerCut);
         }
         Ok(())
     }
