@@ -136,6 +136,17 @@ pub enum Error {
         /// `next_seq - 1`.
         next_seq: u64,
     },
+    /// A stored line given from elsewhere (to
+    /// [`EventLog::append_lines`](crate::EventLog::append_lines) or
+    /// [`View::fold_line`](crate::View::fold_line)) that a reader of the
+    /// log would not accept as event `seq`: nothing of it was written or
+    /// folded.
+    InvalidLine {
+        /// The sequence number the line was given for.
+        seq: u64,
+        /// What is wrong with it.
+        detail: String,
+    },
     /// An event whose JSON line would be longer than eventfold's limit of
     /// 256 MiB; it is not written.
     EventTooLarge {
@@ -397,6 +408,11 @@ impl fmt::Display for Error {
                 f,
                 "there is no event {seq}: the history holds events 0 to {}",
                 next_seq - 1
+            ),
+            Error::InvalidLine { seq, detail } => write!(
+                f,
+                "the line given as event {seq} is not one a reader of the log accepts there: \
+                 {detail}; nothing of it was used"
             ),
             Error::EventTooLarge {
                 event_type,

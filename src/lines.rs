@@ -185,7 +185,7 @@ impl<R: BufRead> Lines<R> {
         // The line is taken out of the buffer while it is decoded, so that
         // the numbering can be checked while it is borrowed.
         let buf = std::mem::take(&mut self.buf);
-        let upcasters = self.upcasters.clone();
+        let upcasters = self.upcasters.take();
         let line = &buf[..buf.len() - 1];
         let hash = line_hash(line);
         let mut numbered = None;
@@ -199,6 +199,7 @@ impl<R: BufRead> Lines<R> {
             upcasters.as_deref(),
         );
         self.buf = buf;
+        self.upcasters = upcasters;
         match result {
             Ok(value) => Ok(Some((
                 value,
@@ -342,6 +343,8 @@ impl<R: BufRead> Lines<R> {
             _id: Option<Cow<'a, str>>,
             #[serde(rename = "meta", default)]
             _meta: Option<ValidObject>,
+            #[serde(rename = "v", default)]
+            _v: Option<u32>,
             #[serde(default)]
             seq: Option<u64>,
         }
@@ -403,6 +406,35 @@ impl<R: BufRead> Lines<R> {
             }
             _ => Error::io(&self.path, e),
         }
+    }
+}
+
+/// Checks `line`, a stored line given without its newline, as a reader
+/// of the log checks the line of event `seq`: one line, of eventfold's
+/// format, and a `seq` field (if it has one) that says `seq`.
+///
+/// # Errors
+///
+/// [`Error::InvalidLine`] saying what is wrong.
+pub(crate) fn check_line(line: &[u8], seq: u64) -> Result<()> {
+    if line.contains(&b'\n') {
+        return Err(Error::InvalidLine {
+            seq,
+            detail: "it holds a newline: give each line without its newline".to_owned(),
+        });
+    }
+    let mut lines =
+        Lines::new(line.chain(&b"\n"[..]), PathBuf::new(), 0, None, None).with_seq(Some(seq));
+    lines.next_valid().map_err(|e| as_line_error(e, seq))?;
+    Ok(())
+}
+
+/// A line error of a reader over one line given from elsewhere: an
+/// [`Error::InvalidLine`] for event `seq` (such a reader has no file).
+pub(crate) fn as_line_error(e: Error, seq: u64) -> Error {
+    match e {
+        Error::Corrupt { detail, .. } => Error::InvalidLine { seq, detail },
+        other => other,
     }
 }
 

@@ -861,6 +861,100 @@ impl EventLog {
         self.append_events(events)
     }
 
+    /// Appends stored lines as they are, byte for byte, only if the next
+    /// sequence number is still `expected_next_seq`; returns the offset of
+    /// each line, as [`append_if`](Self::append_if) does. The lines get
+    /// the sequence numbers from `expected_next_seq` on, with one write
+    /// and one sync.
+    ///
+    /// This is for copying a history from another copy of it: a replica,
+    /// a stream, a backup. The lines of
+    /// [`ReadSeq::lines`](crate::ReadSeq::lines) of one log appended to
+    /// another give the same lines, with the same line hashes, sequence
+    /// numbers and schema versions (`"v"`), which appending their events
+    /// would not: each event would be written at this log's versions, and
+    /// a line written before sequence numbers would get one. So a copy
+    /// made this way is the original, line for line, and a snapshot of
+    /// one matches the other.
+    ///
+    /// Each line is given without its newline, and checked first as a
+    /// reader of the log checks the line at its place: one line of
+    /// eventfold's format (a JSON object with a string `type`, any `data`,
+    /// an integer `ts`, and `id`, `meta`, `v` if present), a `seq` field
+    /// (if it has one) that says its sequence number, at most 256 MiB. A
+    /// line without `seq` (written before sequence numbers existed) is
+    /// kept without: its place gives its number, as in the original.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use eventfold::{Event, EventLog};
+    /// use serde_json::json;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// # let (original, copy) = (dir.path().join("original"), dir.path().join("copy"));
+    /// let mut original = EventLog::open(&original)?;
+    /// original.append(&Event::new("opened", json!({"account": 7})))?;
+    /// original.append(&Event::new("paid", json!(30)))?;
+    ///
+    /// let mut copy = EventLog::open(&copy)?;
+    /// let lines: Vec<(u64, String)> = original.read_from_seq(0)?.lines().collect::<Result<_, _>>()?;
+    /// let texts: Vec<&str> = lines.iter().map(|(_, line)| line.as_str()).collect();
+    /// copy.append_lines(0, &texts)?;
+    /// let copied: Vec<(u64, String)> = copy.read_from_seq(0)?.lines().collect::<Result<_, _>>()?;
+    /// assert_eq!(copied, lines);
+    ///
+    /// // A line that is not an event at its place is refused, and nothing is written.
+    /// assert!(copy.append_lines(2, &[r#"{"type":"paid","data":1,"ts":1,"seq":5}"#]).is_err());
+    /// assert_eq!(copy.next_seq(), 2);
+    /// # Ok::<(), eventfold::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Conflict`] when the next sequence number is not
+    /// `expected_next_seq`, and [`Error::InvalidLine`] for a line that is
+    /// not an event at its place: nothing is written. Otherwise as for
+    /// [`append_batch`](Self::append_batch).
+    pub fn append_lines<L: AsRef<[u8]>>(
+        &mut self,
+        expected_next_seq: u64,
+        lines: &[L],
+    ) -> Result<Vec<u64>> {
+        self.history.check_usable()?;
+        if expected_next_seq != self.history.next_seq {
+            return Err(Error::Conflict {
+                expected: expected_next_seq,
+                actual: self.history.next_seq,
+            });
+        }
+        if lines.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut buf = mem::take(&mut self.line);
+        buf.clear();
+        let mut offsets = Vec::with_capacity(lines.len());
+        // Every line is checked before anything changes, rotation included.
+        let checked = (expected_next_seq..)
+            .zip(lines)
+            .try_for_each(|(seq, line)| {
+                let line = line.as_ref();
+                crate::lines::check_line(line, seq)?;
+                offsets.push(buf.len() as u64);
+                buf.extend_from_slice(line);
+                buf.push(b'\n');
+                Ok(())
+            });
+        let result = checked.and_then(|()| {
+            self.auto_rotate()?;
+            self.write_synced(&buf, lines.len() as u64)
+        });
+        self.line = buf;
+        let start = result?;
+        offsets.iter_mut().for_each(|offset| *offset += start);
+        Ok(offsets)
+    }
+
     /// The work of [`append_batch`](Self::append_batch).
     fn append_events(&mut self, events: &[Event]) -> Result<Vec<u64>> {
         if events.is_empty() {

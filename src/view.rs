@@ -18,6 +18,9 @@ use crate::history::{History, Source};
 use crate::lines::{LineInfo, Lines};
 use crate::snapshot::{self, Snapshot, ViewSnapshot};
 use crate::typed::{Typed, TypedFold, TypedReduceFn, TypedReduceSeqFn, TypedReducer, Unknown};
+use crate::upcast::Upcasters;
+
+mod external;
 
 /// A reducer: a pure function from the state so far and one event to the
 /// next state.
@@ -168,6 +171,11 @@ enum Status {
     /// `state` reflects the archive of this length plus the active log up
     /// to `offset`, in the log whose history has the identity `log`.
     Current { log: u64, archive_len: u64 },
+    /// `state` is the fold of events `0..seq` given by
+    /// [`View::fold_line`], or loaded by [`View::load_folded`]; `offset`
+    /// counts their bytes. A refresh from a log starts again from the
+    /// snapshot, checked against that log.
+    Elsewhere,
 }
 
 /// A named, derived state: a [`ReduceFn`] folded over every event in the
@@ -216,6 +224,9 @@ pub struct View<S> {
     saved_len: u64,
     /// The version of the reducer and state, as the snapshot records it.
     version: u32,
+    /// Applied to the lines given to [`View::fold_line`] (a refresh uses
+    /// the log's).
+    upcasters: Option<Arc<Upcasters>>,
 }
 
 /// Log bytes a view folds before its snapshot is saved again, at least.
@@ -501,6 +512,7 @@ where
             saved_offset: None,
             saved_len: 0,
             version: 0,
+            upcasters: None,
         })
     }
 
@@ -597,7 +609,7 @@ where
                 self.load(log)?;
                 self.status
             }
-            Status::Unloaded => {
+            Status::Unloaded | Status::Elsewhere => {
                 self.load(log)?;
                 self.status
             }
@@ -680,31 +692,9 @@ where
     fn load(&mut self, log: &History) -> Result<()> {
         self.status = Status::Stale;
         self.saved_offset = None;
-        let (snap, len) = match ViewSnapshot::<S>::load(&self.snapshot_path) {
-            Ok(Some(loaded)) => loaded,
-            Ok(None) => return Ok(()),
-            Err(e @ Error::Corrupt { .. }) => {
-                // A state that no longer fits is what a new version of the
-                // view is for: say that, when it is the reason.
-                let written_by = ViewSnapshot::<serde::de::IgnoredAny>::load(&self.snapshot_path)
-                    .ok()
-                    .flatten()
-                    .map(|(snap, _)| snap.version.unwrap_or(0));
-                match written_by {
-                    Some(version) if version != self.version => {
-                        self.log_other_version(version);
-                    }
-                    _ => ::log::warn!("eventfold: view {:?}: {e}; rebuilding", self.name),
-                }
-                return Ok(());
-            }
-            Err(e) => return Err(e),
-        };
-        let version = snap.version.unwrap_or(0);
-        if version != self.version {
-            self.log_other_version(version);
+        let Some((snap, len)) = self.read_snapshot()? else {
             return Ok(());
-        }
+        };
         let problem = match snap.archive_len {
             Some(a) if a < log.archive_len => Some(format!(
                 "it predates a rotation: it includes {a} bytes of the archive, which now has {}",
@@ -760,11 +750,38 @@ where
         Ok(())
     }
 
-    /// Folds the events after `offset`, and saves the snapshot if the
-    /// policy says so (see [`refresh`](View::refresh)).
-    ///
-    /// Progress is kept event by event, so if a line turns out corrupt the
-    /// view still holds a consistent state for the events before it.
+    /// The view's snapshot, if there is one of this version that can be
+    /// read; a damaged one, or one of another version, is `None` with a
+    /// log message saying why (the view is then folded again).
+    fn read_snapshot(&self) -> Result<Option<(ViewSnapshot<S>, u64)>> {
+        let (snap, len) = match ViewSnapshot::<S>::load(&self.snapshot_path) {
+            Ok(Some(loaded)) => loaded,
+            Ok(None) => return Ok(None),
+            Err(e @ Error::Corrupt { .. }) => {
+                // A state that no longer fits is what a new version of the
+                // view is for: say that, when it is the reason.
+                let written_by = ViewSnapshot::<serde::de::IgnoredAny>::load(&self.snapshot_path)
+                    .ok()
+                    .flatten()
+                    .map(|(snap, _)| snap.version.unwrap_or(0));
+                match written_by {
+                    Some(version) if version != self.version => {
+                        self.log_other_version(version);
+                    }
+                    _ => ::log::warn!("eventfold: view {:?}: {e}; rebuilding", self.name),
+                }
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        let version = snap.version.unwrap_or(0);
+        if version != self.version {
+            self.log_other_version(version);
+            return Ok(None);
+        }
+        Ok(Some((snap, len)))
+    }
+
     /// Says why a snapshot of another version of the view is not loaded.
     fn log_other_version(&self, version: u32) {
         ::log::info!(
@@ -776,6 +793,11 @@ where
         );
     }
 
+    /// Folds the events after `offset`, and saves the snapshot if the
+    /// policy says so (see [`refresh`](View::refresh)).
+    ///
+    /// Progress is kept event by event, so if a line turns out corrupt the
+    /// view still holds a consistent state for the events before it.
     fn catch_up(&mut self, log: &History) -> Result<()> {
         if self.offset == log.len {
             return Ok(()); // nothing new: no I/O at all
@@ -939,7 +961,7 @@ where
         if log.is_poisoned() || log.read_only {
             return;
         }
-        if let Err(e) = self.write_snapshot(log) {
+        if let Err(e) = self.write_snapshot(Some(log.archive_len)) {
             ::log::warn!(
                 "eventfold: view {:?}: could not save its snapshot, will try again later: {e}",
                 self.name
@@ -1011,6 +1033,9 @@ where
     /// [`Error::Io`] or [`Error::Serialize`] if the snapshot cannot be
     /// written; the old one is then untouched. [`Error::Poisoned`] after a
     /// failed write of the log, until it is [recovered](crate::EventLog::recover).
+    /// [`Error::InvalidConfig`] for a view folded from lines given by
+    /// [`fold_line`](View::fold_line): [`save_folded`](View::save_folded)
+    /// saves those.
     pub fn save(&mut self, log: &impl Source) -> Result<()> {
         self.save_in(&*log.history()?)
     }
@@ -1023,23 +1048,34 @@ where
                 path: self.snapshot_path.clone(),
             });
         }
+        if self.status == Status::Elsewhere {
+            return Err(Error::InvalidConfig {
+                reason: format!(
+                    "view {:?} folds lines from elsewhere (fold_line): save it with save_folded, \
+                     not with a log",
+                    self.name
+                ),
+            });
+        }
         let current = matches!(self.status, Status::Current { log: id, .. } if id == log.id);
         if current && self.saved_offset != Some(self.offset) {
-            self.write_snapshot(log)?;
+            self.write_snapshot(Some(log.archive_len))?;
         }
         Ok(())
     }
 
     /// Writes the in-memory state as the view's snapshot, atomically and
-    /// durably. If `views/` was removed while the log was open, it is
-    /// created again. A snapshot over the size limit (1 GiB of JSON) is
-    /// not written, with a warning: it could not be read back.
-    fn write_snapshot(&mut self, log: &History) -> Result<()> {
+    /// durably, recording the archive's length (`None` for a state folded
+    /// from lines given from elsewhere). If `views/` was removed while the
+    /// log was open, it is created again. A snapshot over the size limit
+    /// (1 GiB of JSON) is not written, with a warning: it could not be
+    /// read back.
+    fn write_snapshot(&mut self, archive_len: Option<u64>) -> Result<()> {
         let snapshot = ViewSnapshot {
             state: &self.state,
             offset: self.offset,
             hash: self.hash.clone(),
-            archive_len: Some(log.archive_len),
+            archive_len,
             seq: Some(self.seq),
             version: (self.version > 0).then_some(self.version),
             checksum: None,
@@ -1123,7 +1159,11 @@ impl<S> View<S> {
         &self.snapshot_path
     }
 
-    /// The byte offset in the active log that the state reflects.
+    /// The byte offset in the active log that the state reflects. For a
+    /// view folded from lines given by [`fold_line`](View::fold_line), the
+    /// bytes of those lines and their newlines, counted from the snapshot
+    /// it was loaded from (from event 0: the offset the position would
+    /// have in a log that never rotated).
     ///
     /// # Examples
     ///

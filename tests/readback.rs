@@ -278,6 +278,34 @@ fn rotation_refuses_every_line_the_reader_refuses() {
     }
 }
 
+/// A schema version `"v"` that is not a u32 makes a line the reader
+/// refuses; the rotation refuses it too, also in a line of another key
+/// order than eventfold's (which only the slower check reads).
+#[test]
+fn rotation_refuses_a_schema_version_the_reader_refuses() {
+    let cases: [&[u8]; 4] = [
+        br#"{"data":1,"type":"x","ts":1,"v":"2"}"#,
+        br#"{"data":1,"type":"x","ts":1,"v":4294967296}"#,
+        br#"{"type":"x","data":1,"ts":1,"v":-1}"#,
+        br#"{"type":"x","data":1,"ts":1,"v":1.5}"#,
+    ];
+    for case in cases {
+        let good = br#"{"type":"ok","data":null,"ts":1}"#;
+        let (_, rotated, dir) = rotate_hand_written(&[good, case]);
+        let shown = String::from_utf8_lossy(case);
+        match rotated {
+            Err(Error::Corrupt { offset, .. }) => {
+                assert_eq!(offset, good.len() as u64 + 1, "{shown}")
+            }
+            other => panic!("{shown}: expected Corrupt, got {other:?}"),
+        }
+        let log = EventLog::open(dir.path()).unwrap();
+        let read: Vec<_> = log.read_full().unwrap().collect();
+        assert!(read[1].is_err(), "the reader accepts {shown}");
+        assert!(!dir.path().join("archive.jsonl.zst").exists(), "{shown}");
+    }
+}
+
 /// The damaged line is found on a second thread while the rotation
 /// compresses: the frames already appended to an existing archive are
 /// cut off again, and every file is as it was.

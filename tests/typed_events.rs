@@ -11,70 +11,8 @@ use eventfold::{Error, Event, EventLog, EventReader, Upcasters, View};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use common::ledger::*;
 use common::*;
-
-/// Today's events of the ledger.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "data", rename_all = "snake_case")]
-enum Ledger {
-    Deposited {
-        account: String,
-        amount: u64,
-        currency: String,
-    },
-    Withdrawn {
-        account: String,
-        amount: u64,
-    },
-    AccountRenamed {
-        from: String,
-        to: String,
-    },
-    Frozen,
-}
-
-#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
-struct Balances {
-    accounts: std::collections::BTreeMap<String, i64>,
-    events: u64,
-}
-
-fn balances(mut state: Balances, event: &Ledger) -> Balances {
-    state.events += 1;
-    match event {
-        Ledger::Deposited {
-            account, amount, ..
-        } => {
-            *state.accounts.entry(account.clone()).or_default() += *amount as i64;
-        }
-        Ledger::Withdrawn { account, amount } => {
-            *state.accounts.entry(account.clone()).or_default() -= *amount as i64;
-        }
-        Ledger::AccountRenamed { from, to } => {
-            let balance = state.accounts.remove(from).unwrap_or_default();
-            state.accounts.insert(to.clone(), balance);
-        }
-        Ledger::Frozen => {}
-    }
-    state
-}
-
-/// The same fold over `Event`s, decoding each by hand.
-fn balances_of_values(state: Balances, event: &Event) -> Balances {
-    let tagged = json!({"type": event.event_type, "data": event.data});
-    match serde_json::from_value::<Ledger>(tagged) {
-        Ok(typed) => balances(state, &typed),
-        Err(_) => state,
-    }
-}
-
-fn deposit(account: &str, amount: u64) -> Ledger {
-    Ledger::Deposited {
-        account: account.into(),
-        amount,
-        currency: "EUR".into(),
-    }
-}
 
 fn active_lines(dir: &Path) -> Vec<String> {
     fs::read_to_string(data_file(dir, "app.jsonl"))
@@ -322,21 +260,6 @@ fn values_that_would_not_read_back_are_refused_and_nothing_is_written() {
     assert!(
         matches!(&back[1], Odd::Reading { value, history } if *value == 0.1 && history == &[0.1, 1e-40])
     );
-}
-
-/// Version 1 deposits: `deposit` with `acct` and `amt`, no currency.
-fn deposit_v1(data: Value) -> Value {
-    json!({"account": data["acct"], "amount": data["amt"], "currency": "EUR"})
-}
-
-fn withdrawal_v1(data: Value) -> Value {
-    json!({"account": data["acct"], "amount": data["amt"]})
-}
-
-fn ledger_upcasters() -> Upcasters {
-    Upcasters::new()
-        .upcast("deposit", 1, "deposited", deposit_v1)
-        .upcast("withdrawal", 1, "withdrawn", withdrawal_v1)
 }
 
 #[test]

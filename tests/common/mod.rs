@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tempfile::TempDir;
 
+pub mod ledger;
 pub mod workload;
 
 /// The active log's file name in a data directory.
