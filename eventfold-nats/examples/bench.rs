@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer::pull::OrderedConfig};
 use clap::Parser;
-use eventfold::{Event, EventLog};
-use eventfold_nats::{Replicator, Target};
+use eventfold::{Event, EventLog, EventReader, View};
+use eventfold_nats::{Replicator, StreamView, Target};
 use futures_util::StreamExt;
 use serde_json::json;
 
@@ -164,7 +164,34 @@ async fn throughput(url: &str, n: u64, stream: &str) -> Result<(), Box<dyn std::
         summary.acked,
         summary.acked as f64 / secs
     );
+
+    // The same view folded straight over the stream, and over the log on
+    // disk, side by side.
+    let views = tempfile::tempdir()?;
+    let start = Instant::now();
+    let view = View::new("balance", balance, views.path().join("stream"))?;
+    let mut folded = StreamView::new(view, Target::new(url, stream))?;
+    let folded_n = folded.catch_up().await?;
+    let stream_secs = start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    let reader = EventReader::open(dir.path())?;
+    let mut local = View::new("balance", balance, views.path().join("local"))?;
+    local.refresh(&reader)?;
+    let local_secs = start.elapsed().as_secs_f64();
+    assert_eq!(folded.state(), local.state(), "the two folds agree");
+    println!(
+        "view over the stream: {folded_n} events in {stream_secs:.2} s: {:.0} events/s; \
+         the same view over the log on disk: {:.0} events/s (ratio {:.2})",
+        folded_n as f64 / stream_secs,
+        folded_n as f64 / local_secs,
+        local_secs / stream_secs
+    );
     Ok(())
+}
+
+/// The benchmark's view: the sum of the amounts.
+fn balance(total: i64, event: &Event) -> i64 {
+    total + event.data["amount"].as_i64().unwrap_or(0)
 }
 
 /// A writer at `rate` events/s for `seconds`, replicated live: the time

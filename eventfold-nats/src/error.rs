@@ -62,8 +62,8 @@ pub enum Error {
         /// What is wrong with it.
         detail: String,
     },
-    /// A message of the stream cannot be stored byte for byte in an
-    /// eventfold directory.
+    /// A message of the stream whose payload is not an event that an
+    /// eventfold reader accepts at its place: it is not appended.
     Unmirrorable {
         /// The event's sequence number.
         seq: u64,
@@ -98,10 +98,9 @@ impl fmt::Display for Error {
                 f,
                 "the stream {stream:?} cannot keep the exactly-once guarantee: {detail}"
             ),
-            Error::Unmirrorable { seq, detail } => write!(
-                f,
-                "event {seq} of the stream cannot be mirrored byte for byte: {detail}"
-            ),
+            Error::Unmirrorable { seq, detail } => {
+                write!(f, "event {seq} of the stream cannot be mirrored: {detail}")
+            }
             Error::Cursor { path, detail } => {
                 write!(f, "cursor file {}: {detail}", path.display())
             }

@@ -38,11 +38,13 @@
 
 mod cursor;
 mod error;
+mod follow;
 mod local;
 mod mirror;
 mod replicate;
 mod stop;
 mod stream;
+mod views;
 mod wire;
 
 use std::sync::Arc;
@@ -51,6 +53,7 @@ pub use crate::error::{Error, Result};
 pub use crate::mirror::Mirror;
 pub use crate::replicate::{Progress, Replicator, Summary};
 pub use crate::stream::Target;
+pub use crate::views::StreamView;
 pub use crate::wire::line_hash;
 
 /// Where messages for people go.

@@ -7,24 +7,24 @@
 //! On start it checks the stream's message at the mirror's last event
 //! against the mirror (log id, line hash, chain hash), so a mirror is
 //! never continued from another log's stream. Each message is checked
-//! before it is appended: its position, its line hash, its chain hash,
-//! and that appending its event writes exactly its line (which holds for
-//! every line eventfold writes; a line from before sequence numbers, with
-//! no `seq`, would not, and is refused).
+//! before it is appended: its position, its line hash, its chain hash.
+//! Its payload is appended as it is (`EventLog::append_lines`), so lines
+//! written before sequence numbers (no `seq`) and lines of a schema
+//! version (`"v"`) are mirrored byte for byte too; the log checks each
+//! line as a reader would.
 
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
-use eventfold::{Event, EventLog};
-use futures_util::StreamExt;
+use eventfold::EventLog;
 
-use crate::error::{Error, Result, nats};
+use crate::error::{Error, Result};
+use crate::follow::{self, Feed, Follower, Position};
 use crate::stop::Stop;
 use crate::stream::{self, Target};
-use crate::wire::{self, Stamp};
+use crate::wire;
 use crate::{Notice, local};
 
 /// At most this many events are appended with one sync.
@@ -203,11 +203,7 @@ impl Mirror {
     /// As for [`run_until`](Self::run_until), and [`Error::Nats`] if the
     /// server cannot be reached.
     pub async fn catch_up(&mut self) -> Result<u64> {
-        let js = self.target.connect(16).await?;
-        let stream = self.target.open(&js).await?;
-        let last = stream::tip(&stream, self.target.stream()).await?.last;
-        self.follow(&stream, Some(last), &mut Stop::new(std::future::pending()))
-            .await?;
+        follow::catch_up(self).await?;
         Ok(self.next_seq())
     }
 
@@ -230,46 +226,64 @@ impl Mirror {
     ///
     /// [`Error::Divergence`] if the stream does not continue the mirror
     /// (another log's stream, a changed message, a gap);
-    /// [`Error::Unmirrorable`] for a message whose line eventfold would
-    /// not write byte for byte; [`Error::Log`] if appending fails.
+    /// [`Error::Unmirrorable`] for a message whose payload is not an event
+    /// an eventfold reader accepts at its place; [`Error::Log`] if
+    /// appending fails.
     pub async fn run_until(&mut self, stop: impl Future<Output = ()>) -> Result<()> {
-        let mut stop = Stop::new(stop);
-        let js = tokio::select! {
-            js = self.target.connect(16) => js?,
-            () = stop.wait() => return Ok(()),
+        follow::until_stopped(self, &mut Stop::new(stop)).await
+    }
+
+    /// Appends the batch's lines as they are, with one sync, and empties
+    /// it. A line the log refuses fails the mirror, after the lines before
+    /// it are appended.
+    fn append(&mut self, batch: &mut Vec<(Vec<u8>, u64)>) -> Result<()> {
+        let Some(&(_, last_chain)) = batch.last() else {
+            return Ok(());
         };
-        let mut backoff = Duration::from_millis(50);
-        loop {
-            let attempt = async {
-                let stream = self.target.open(&js).await?;
-                self.follow(&stream, None, &mut stop).await
-            };
-            match attempt.await {
-                Ok(()) => return Ok(()),
-                Err(e @ Error::Nats { .. }) => {
-                    if stop.fired() {
-                        return Ok(());
-                    }
-                    (self.notice)(&format!("{e}; trying again"));
-                    tokio::select! {
-                        () = tokio::time::sleep(backoff) => {}
-                        () = stop.wait() => return Ok(()),
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
-                }
-                Err(e) => return Err(e),
+        let first = self.log.next_seq();
+        let lines: Vec<&[u8]> = batch.iter().map(|(line, _)| line.as_slice()).collect();
+        let result = match self.log.append_lines(first, &lines) {
+            Ok(_) => {
+                self.chain = last_chain;
+                Ok(())
             }
+            Err(eventfold::Error::InvalidLine { seq, detail }) => {
+                let good = usize::try_from(seq.saturating_sub(first))
+                    .map_or(0, |good| good.min(lines.len()));
+                if good > 0 {
+                    self.log.append_lines(first, &lines[..good])?;
+                    self.chain = batch[good - 1].1;
+                }
+                Err(Error::Unmirrorable { seq, detail })
+            }
+            Err(e) => Err(e.into()),
+        };
+        // The log id is event 0's line hash, once event 0 is in the mirror.
+        if first == 0 && self.log.next_seq() > 0 {
+            self.log_id = Some(wire::line_hash(lines[0]));
         }
+        batch.clear();
+        result
+    }
+}
+
+impl Follower for Mirror {
+    fn target(&self) -> &Target {
+        &self.target
+    }
+
+    fn notice(&self, message: &str) {
+        (self.notice)(message);
     }
 
     /// Checks that the stream continues the mirror, then appends its
     /// messages from the mirror's next event on, until the mirror holds
     /// `until` events (or forever), or `stop`.
-    async fn follow(
+    async fn follow<F: Future<Output = ()>>(
         &mut self,
         stream: &async_nats::jetstream::stream::Stream,
         until: Option<u64>,
-        stop: &mut Stop<impl Future<Output = ()>>,
+        stop: &mut Stop<F>,
     ) -> Result<()> {
         let name = self.target.stream().to_owned();
         let next = self.log.next_seq();
@@ -279,29 +293,22 @@ impl Mirror {
         if until.is_some_and(|u| next >= u) {
             return Ok(());
         }
-        let consumer = stream
-            .create_consumer(OrderedConfig {
-                deliver_policy: DeliverPolicy::ByStartSequence {
-                    start_sequence: next + 1,
-                },
-                filter_subject: self.target.subject().to_owned(),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| nats(format!("following the stream {name:?}"), e))?;
-        let mut messages = consumer
-            .messages()
-            .await
-            .map_err(|e| nats(format!("following the stream {name:?}"), e))?;
-        let mut batch: Vec<Event> = Vec::new();
+        let at = Position {
+            next,
+            log_id: self.log_id.clone(),
+            chain: self.chain,
+        };
+        let mut feed = Feed::open(stream, &self.target, at).await?;
+        // Each line checked and not appended yet, with the chain hash after it.
+        let mut batch: Vec<(Vec<u8>, u64)> = Vec::new();
         loop {
-            let message = if batch.is_empty() {
+            let checked = if batch.is_empty() {
                 tokio::select! {
-                    m = messages.next() => m,
+                    m = feed.next() => m,
                     () = stop.wait() => return Ok(()),
                 }
             } else {
-                match tokio::time::timeout(LINGER, messages.next()).await {
+                match tokio::time::timeout(LINGER, feed.next()).await {
                     Ok(m) => m,
                     Err(_) => {
                         self.append(&mut batch)?;
@@ -312,30 +319,18 @@ impl Mirror {
                     }
                 }
             };
-            let Some(message) = message else {
-                self.append(&mut batch)?;
-                return Err(nats(format!("following the stream {name:?}"), "it ended"));
-            };
-            let expected = self.log.next_seq() + batch.len() as u64;
-            let event = message
-                .map_err(|e| nats(format!("following the stream {name:?}"), e))
-                .and_then(|message| {
-                    let position = message
-                        .info()
-                        .map_err(|e| nats("reading a message's position", e))?
-                        .stream_sequence;
-                    self.checked(&name, expected, position, &message)
-                });
-            match event {
-                Ok(event) => batch.push(event),
+            let checked = match checked {
+                Ok(checked) => checked,
                 Err(e) => {
                     // What was checked before is kept.
                     self.append(&mut batch)?;
                     return Err(e);
                 }
-            }
+            };
+            let seq = checked.seq;
+            batch.push((checked.line, checked.chain));
             let full = batch.len() >= BATCH;
-            let done = until.is_some_and(|u| expected + 1 >= u);
+            let done = until.is_some_and(|u| seq + 1 >= u);
             if full || done {
                 self.append(&mut batch)?;
                 if done || stop.fired() {
@@ -343,95 +338,6 @@ impl Mirror {
                 }
             }
         }
-    }
-
-    /// Checks message `position`, which must be event `expected`, and
-    /// gives its event.
-    fn checked(
-        &mut self,
-        name: &str,
-        expected: u64,
-        position: u64,
-        message: &async_nats::jetstream::Message,
-    ) -> Result<Event> {
-        let diverged = |detail: String| Error::Divergence {
-            stream: name.to_owned(),
-            detail,
-        };
-        if position != expected + 1 {
-            return Err(diverged(format!(
-                "message {} follows message {expected}: the stream lost messages",
-                position
-            )));
-        }
-        let stamp = Stamp::parse(message.headers.as_ref())
-            .map_err(|why| diverged(format!("message {position} is not eventfold's: {why}")))?;
-        if stamp.seq != expected {
-            return Err(diverged(format!(
-                "message {position} says it is event {}, not {expected}",
-                stamp.seq
-            )));
-        }
-        let line = std::str::from_utf8(&message.payload).map_err(|_| Error::Unmirrorable {
-            seq: expected,
-            detail: "its payload is not UTF-8".into(),
-        })?;
-        let hash = wire::hash64(line.as_bytes());
-        if hash != stamp.hash {
-            return Err(diverged(format!(
-                "message {position} (event {expected}) was changed: its payload does not match \
-                 its Eventfold-Hash header"
-            )));
-        }
-        match &self.log_id {
-            None => self.log_id = Some(wire::hex(hash)),
-            Some(id) if *id != stamp.log => {
-                return Err(diverged(format!(
-                    "message {position} is an event of the log {}, not of the log {id}",
-                    stamp.log
-                )));
-            }
-            Some(_) => {}
-        }
-        let chain = wire::chain(self.chain, hash);
-        if chain != stamp.chain {
-            return Err(diverged(format!(
-                "message {position} (event {expected}) does not follow the events before it \
-                 (chain hash {} where {} was expected)",
-                wire::hex(stamp.chain),
-                wire::hex(chain)
-            )));
-        }
-        let event = Event::from_json_line(line).map_err(|e| Error::Unmirrorable {
-            seq: expected,
-            detail: format!("its payload is not an event: {e}"),
-        })?;
-        let rewritten = event.to_json_line().map_err(|e| Error::Unmirrorable {
-            seq: expected,
-            detail: e.to_string(),
-        })?;
-        let same = rewritten
-            .strip_suffix('}')
-            .is_some_and(|head| line.strip_prefix(head) == Some(&format!(",\"seq\":{expected}}}")));
-        if !same {
-            return Err(Error::Unmirrorable {
-                seq: expected,
-                detail: "eventfold would store it as another line (a line written before \
-                         sequence numbers, or not by eventfold)"
-                    .into(),
-            });
-        }
-        self.chain = chain;
-        Ok(event)
-    }
-
-    /// Appends the batch with one sync, and empties it.
-    fn append(&mut self, batch: &mut Vec<Event>) -> Result<()> {
-        if !batch.is_empty() {
-            self.log.append_batch(batch)?;
-            batch.clear();
-        }
-        Ok(())
     }
 }
 

@@ -91,3 +91,76 @@ async fn the_mirror_follows_a_live_replication() {
         common::log_lines(data.path())
     );
 }
+
+/// Publishes `lines` as events 0.. of a log whose stream nothing else
+/// writes, stamped as the replicator stamps them (right hashes, right
+/// chain), whatever the lines hold.
+async fn publish_stamped(url: &str, name: &str, lines: &[&str]) {
+    use async_nats::jetstream::{self, stream};
+    let js = jetstream::new(async_nats::connect(url).await.unwrap());
+    js.create_stream(stream::Config {
+        name: name.into(),
+        subjects: vec![format!("eventfold.{name}")],
+        storage: stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let hash = |line: &str| xxhash_rust::xxh3::xxh3_64(line.as_bytes());
+    let log = format!("{:016x}", hash(lines[0]));
+    let mut chain = 0u64;
+    for (seq, line) in lines.iter().enumerate() {
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&chain.to_le_bytes());
+        bytes[8..].copy_from_slice(&hash(line).to_le_bytes());
+        chain = xxhash_rust::xxh3::xxh3_64(&bytes);
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Eventfold-Log", log.as_str());
+        headers.insert("Eventfold-Seq", seq.to_string().as_str());
+        headers.insert("Eventfold-Hash", format!("{:016x}", hash(line)).as_str());
+        headers.insert("Eventfold-Chain", format!("{chain:016x}").as_str());
+        js.publish_with_headers(
+            format!("eventfold.{name}"),
+            headers,
+            line.to_string().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    }
+}
+
+/// A message that is stamped right but is no event at its place (here a
+/// schema version readers refuse) stops the mirror after the events
+/// before it, which it keeps: the standby verifies, and a restart goes on
+/// from there and stops at the same message.
+#[tokio::test]
+async fn a_message_that_is_no_event_stops_the_mirror_after_the_events_before_it() {
+    let server = Server::single();
+    let lines = [
+        r#"{"type":"a","data":1,"ts":5,"seq":0}"#,
+        r#"{"type":"a","data":2,"ts":5}"#,
+        r#"{"type":"a","data":3,"ts":5,"v":"x","seq":2}"#,
+        r#"{"type":"a","data":4,"ts":5,"seq":3}"#,
+    ];
+    publish_stamped(&server.url(), "bad", &lines).await;
+    let standby = tempfile::tempdir().unwrap();
+    let target = Target::new(&server.url(), "bad");
+    for _ in 0..2 {
+        let mut mirror = Mirror::open(standby.path(), target.clone()).unwrap();
+        match mirror.catch_up().await {
+            Err(eventfold_nats::Error::Unmirrorable { seq: 2, detail }) => {
+                assert!(detail.contains("not a valid event"), "{detail}")
+            }
+            other => panic!("expected event 2 to be refused, got {other:?}"),
+        }
+        assert_eq!(mirror.next_seq(), 2);
+    }
+    assert_eq!(common::log_lines(standby.path()), lines[..2]);
+    let report = EventReader::open(standby.path())
+        .unwrap()
+        .verify(&mut |_, _| {})
+        .unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}

@@ -1,13 +1,14 @@
 //! A 100k-event history with rotations, replicated into a real server:
 //! the stream holds exactly the log, and the views folded on a mirror of
-//! the stream equal the writer's.
+//! the stream, and straight over the stream, equal the writer's.
 
 mod common;
 
 use std::collections::BTreeMap;
 
 use common::{Server, assert_stream_is_log, open_log};
-use eventfold_nats::{Mirror, Target};
+use eventfold::View;
+use eventfold_nats::{Mirror, StreamView, Target};
 
 #[tokio::test]
 async fn a_history_with_rotations_is_replicated_and_its_views_folded_elsewhere() {
@@ -31,7 +32,7 @@ async fn a_history_with_rotations_is_replicated_and_its_views_folded_elsewhere()
     // views as the writer's.
     let standby = tempfile::tempdir().unwrap();
     let target = Target::new(&server.url(), "hist");
-    let mirrored = Mirror::with_log(open_log(standby.path(), 1 << 20), target)
+    let mirrored = Mirror::with_log(open_log(standby.path(), 1 << 20), target.clone())
         .unwrap()
         .catch_up()
         .await
@@ -49,4 +50,11 @@ async fn a_history_with_rotations_is_replicated_and_its_views_folded_elsewhere()
         common::log_lines(standby.path()),
         common::log_lines(data.path())
     );
+
+    // And a second service: the same views folded straight over the stream.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let view = View::new("balances", common::balances, elsewhere.path()).unwrap();
+    let mut folded = StreamView::new(view, target).unwrap();
+    assert_eq!(folded.catch_up().await.unwrap(), n);
+    assert_eq!(*folded.state(), b(&log));
 }
