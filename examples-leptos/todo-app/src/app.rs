@@ -1,7 +1,9 @@
 //! The HTML shell, the router and the home page.
 
-use crate::components::Actions;
+use crate::components::Page;
+use crate::components::feed::ActivityFeed;
 use crate::components::stats::StatsPanel;
+use crate::components::time_travel::TimeTravel;
 use crate::components::todo_list::TodoList;
 use leptos::prelude::*;
 use leptos_router::components::{Route, Router, Routes};
@@ -44,24 +46,40 @@ pub fn App() -> impl IntoView {
     }
 }
 
-/// The list and the statistics side by side.
+/// The time-travel control above, the list and the activity feed below
+/// it, the statistics beside them.
 #[component]
 fn HomePage() -> impl IntoView {
-    let actions = Actions::new();
-    // Set once the browser has hydrated the page (effects run only there).
+    let page = Page::new();
+    // Set once the browser has hydrated the page (effects run only there),
+    // and once the live stream is open.
     let hydrated = RwSignal::new(false);
-    Effect::new(move |_| hydrated.set(true));
+    let connected = RwSignal::new(false);
+    Effect::new(move |_| {
+        hydrated.set(true);
+        #[cfg(feature = "hydrate")]
+        crate::components::listen_live(page.live, connected);
+    });
     view! {
-        <div class="page" data-hydrated=move || hydrated.get().then_some("true")>
+        <div
+            class="page"
+            class:in-past=move || page.in_past()
+            data-hydrated=move || hydrated.get().then_some("true")
+            data-live=move || connected.get().then_some("open")
+        >
             <header class="masthead">
                 <h1>"Todos"</h1>
                 <p class="tagline">"Every change is an event in an append-only log."</p>
             </header>
+            <TimeTravel page/>
             <main class="layout">
-                <section class="card list" aria-label="Todos">
-                    <TodoList actions/>
-                </section>
-                <StatsPanel actions/>
+                <div class="column">
+                    <section class="card list" aria-label="Todos">
+                        <TodoList page/>
+                    </section>
+                    <ActivityFeed page/>
+                </div>
+                <StatsPanel page/>
             </main>
             <footer class="footer">
                 "Stored with eventfold: one JSON line per change in "

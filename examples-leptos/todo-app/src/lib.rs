@@ -8,6 +8,8 @@
 //! binary (`src/main.rs`), with the `hydrate` feature as the WebAssembly
 //! module that makes the server-rendered page interactive.
 
+#![deny(missing_docs)]
+
 pub mod app;
 pub mod components;
 pub mod server;

@@ -1,5 +1,6 @@
 //! The server: opens the event log, then serves the page, the server
-//! functions and the browser bundle with axum.
+//! functions, the live stream (`/api/changes`, server-sent events) and the
+//! browser bundle with axum.
 //!
 //! Settings, all from the environment:
 //!
@@ -14,11 +15,12 @@
 use axum::Router;
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use todo_app::app::{App, shell};
-use todo_app::server::ssr::Store;
+use todo_app::server::ssr::{Store, live_stream};
 
 const DEFAULT_MAX_LOG_SIZE: u64 = 1_000_000;
 
@@ -62,7 +64,15 @@ async fn run() -> Result<(), String> {
         let store = store.clone();
         move || provide_context(store.clone())
     };
+    let live = {
+        let store = store.clone();
+        move || {
+            let store = store.clone();
+            async move { live_stream(&store) }
+        }
+    };
     let app = Router::new()
+        .route("/api/changes", axum::routing::get(live))
         .leptos_routes_with_context(&options, generate_route_list(App), context.clone(), {
             let options = options.clone();
             move || shell(options.clone())
@@ -81,14 +91,24 @@ async fn run() -> Result<(), String> {
         data_dir.display()
     );
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown({
+            let store = store.clone();
+            async move {
+                shutdown_signal().await;
+                // Open pages hold live streams: end them, or the server
+                // would wait for every page to be closed.
+                store.stop_live();
+            }
+        })
         .await
         .map_err(|e| format!("server error: {e}"))?;
 
     store
         .save()
         .map_err(|e| format!("saving the views on shutdown: {e}"))?;
-    println!("todo-app: stopped");
+    // Not println!, which panics when standard output cannot be written
+    // (a log file on a full disk).
+    let _ = writeln!(std::io::stdout(), "todo-app: stopped");
     Ok(())
 }
 

@@ -10,8 +10,13 @@
 //! {"type":"todo_deleted","data":{"id":"<uuid>"},"ts":…}
 //! ```
 //!
-//! Two views fold them: `todos` ([`TodoState`], the list on the page) and
-//! `stats` ([`StatsState`], the numbers beside it). The reducers are plain
+//! Three views fold them: `todos` ([`TodoState`], the list on the page),
+//! `stats` ([`StatsState`], the numbers beside it) and `names`
+//! ([`NamesState`], the text of every todo ever added, which the activity
+//! feed needs to say what a toggle or a delete was about). The history
+//! itself is the rest: the activity feed ([`FeedEntry`]) reads events by
+//! sequence number, and time travel folds the same reducers up to any
+//! event. The reducers are plain
 //! functions: they do no I/O, never panic on odd data, and ignore event
 //! types and ids they do not know, so they can be tested without a server
 //! (`cargo test --lib --features ssr`).
@@ -96,6 +101,109 @@ pub struct Stats {
     pub done: u64,
     /// Todos ever deleted.
     pub total_deleted: u64,
+}
+
+/// The `names` view: the text of every todo ever added, deleted ones
+/// included, so that the activity feed can name the todo of a toggle or a
+/// delete however long ago it was added.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamesState {
+    /// Todo texts by id.
+    pub texts: BTreeMap<String, String>,
+}
+
+/// What one event did, as the activity feed tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChangeKind {
+    /// A todo was added.
+    Added,
+    /// A todo was marked done.
+    Completed,
+    /// A done todo was marked not done.
+    Reopened,
+    /// A todo was toggled by an event that does not say which way.
+    Toggled,
+    /// A todo was deleted.
+    Deleted,
+    /// An event this app does not know (written by another program).
+    Other,
+}
+
+/// One line of the activity feed: an event of the history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedEntry {
+    /// The event's sequence number: its place in the whole history.
+    pub seq: u64,
+    /// When it was appended, in Unix seconds.
+    pub ts: u64,
+    /// What it did.
+    pub kind: ChangeKind,
+    /// The text of the todo it was about, when known.
+    pub text: Option<String>,
+}
+
+impl FeedEntry {
+    /// What happened, in a few words: `added “Buy milk”`.
+    pub fn describe(&self) -> String {
+        let verb = match self.kind {
+            ChangeKind::Added => "added",
+            ChangeKind::Completed => "completed",
+            ChangeKind::Reopened => "reopened",
+            ChangeKind::Toggled => "toggled",
+            ChangeKind::Deleted => "deleted",
+            ChangeKind::Other => return "made another change".to_owned(),
+        };
+        match &self.text {
+            Some(text) => format!("{verb} “{text}”"),
+            None => format!("{verb} a todo"),
+        }
+    }
+}
+
+/// A page of the activity feed, newest first.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedPage {
+    /// The entries, newest first.
+    pub entries: Vec<FeedEntry>,
+    /// The `before` of the next older page, if there is one.
+    pub older: Option<u64>,
+    /// The `before` of the next newer page, if this is not the newest
+    /// (equal to `head` when that newer page is the latest).
+    pub newer: Option<u64>,
+    /// How many events the history holds: the next sequence number.
+    pub head: u64,
+    /// The server's clock when the page was read, in Unix seconds: the
+    /// relative times are counted from it, so that the server and the
+    /// browser render the same words.
+    pub now: u64,
+}
+
+/// How many entries a page of the activity feed holds.
+pub const FEED_PAGE: u64 = 10;
+
+/// Where the history stands, for the time-travel control.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timeline {
+    /// How many events the history holds: the next sequence number.
+    pub head: u64,
+    /// The event the page shows the state after, when it shows the past;
+    /// `None` for now.
+    pub at: Option<FeedEntry>,
+    /// The server's clock, in Unix seconds.
+    pub now: u64,
+}
+
+/// `seconds` ago, in words: "just now", "5 minutes ago", "2 days ago".
+pub fn ago(now: u64, then: u64) -> String {
+    let seconds = now.saturating_sub(then);
+    let (n, unit) = match seconds {
+        0..10 => return "just now".to_owned(),
+        10..60 => (seconds, "second"),
+        60..3600 => (seconds / 60, "minute"),
+        3600..86_400 => (seconds / 3600, "hour"),
+        _ => (seconds / 86_400, "day"),
+    };
+    format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
 }
 
 /// Why a todo text was refused.
@@ -202,6 +310,49 @@ mod reducers {
             _ => {} // not ours
         }
         state
+    }
+
+    /// Folds one event into the `names` view.
+    pub fn names_reducer(mut state: NamesState, event: &Event) -> NamesState {
+        if event.event_type == TODO_ADDED
+            && let (Some(id), Some(text)) = (id_of(event), event.data["text"].as_str())
+        {
+            state
+                .texts
+                .entry(id.to_owned())
+                .or_insert_with(|| text.to_owned());
+        }
+        state
+    }
+
+    /// The activity feed's line for event `seq`; `name` finds the text of
+    /// a todo by id (the `names` view).
+    pub fn feed_entry(
+        seq: u64,
+        event: &Event,
+        name: impl FnOnce(&str) -> Option<String>,
+    ) -> FeedEntry {
+        let kind = match event.event_type.as_str() {
+            TODO_ADDED => ChangeKind::Added,
+            TODO_TOGGLED => match event.data["done"].as_bool() {
+                Some(true) => ChangeKind::Completed,
+                Some(false) => ChangeKind::Reopened,
+                None => ChangeKind::Toggled,
+            },
+            TODO_DELETED => ChangeKind::Deleted,
+            _ => ChangeKind::Other,
+        };
+        let text = match (kind, id_of(event)) {
+            (ChangeKind::Other, _) | (_, None) => None,
+            (ChangeKind::Added, Some(_)) => event.data["text"].as_str().map(str::to_owned),
+            (_, Some(id)) => name(id),
+        };
+        FeedEntry {
+            seq,
+            ts: event.ts,
+            kind,
+            text,
+        }
     }
 
     /// Folds one event into the `stats` view.
@@ -355,6 +506,69 @@ mod tests {
         let event = Event::with_ts(TODO_ADDED, json!({"id": "a", "text": "milk"}), 42);
         let todos = todo_reducer(TodoState::default(), &event);
         assert_eq!(todos.items[0].created_at, 42);
+    }
+
+    #[test]
+    fn names_keep_every_text_ever_added() {
+        let events = [
+            todo_added("a", "milk", 1),
+            todo_added("b", "eggs", 2),
+            todo_deleted("a"),
+            todo_added("a", "not the first text", 3),
+            Event::new(TODO_ADDED, json!({"id": "c"})),
+        ];
+        let names = events.iter().fold(NamesState::default(), names_reducer);
+        let texts: Vec<_> = names
+            .texts
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(texts, [("a", "milk"), ("b", "eggs")]);
+    }
+
+    #[test]
+    fn feed_entries_say_what_happened() {
+        let name = |id: &str| (id == "a").then(|| "milk".to_owned());
+        let cases = [
+            (todo_added("a", "milk", 1), "added “milk”"),
+            (todo_toggled("a", true), "completed “milk”"),
+            (todo_toggled("a", false), "reopened “milk”"),
+            (
+                Event::new(TODO_TOGGLED, json!({"id": "a"})),
+                "toggled “milk”",
+            ),
+            (todo_deleted("a"), "deleted “milk”"),
+            (todo_deleted("gone"), "deleted a todo"),
+            (Event::new(TODO_DELETED, json!(null)), "deleted a todo"),
+            (
+                Event::new("renamed", json!({"id": "a"})),
+                "made another change",
+            ),
+        ];
+        for (seq, (event, want)) in cases.into_iter().enumerate() {
+            let entry = feed_entry(seq as u64, &event, name);
+            assert_eq!((entry.seq, entry.describe()), (seq as u64, want.to_owned()));
+            assert_eq!(entry.ts, event.ts);
+        }
+    }
+
+    #[test]
+    fn relative_times() {
+        let now = 1_000_000;
+        let cases = [
+            (now, "just now"),
+            (now + 5, "just now"), // a clock a little ahead
+            (now - 9, "just now"),
+            (now - 10, "10 seconds ago"),
+            (now - 60, "1 minute ago"),
+            (now - 119, "1 minute ago"),
+            (now - 7200, "2 hours ago"),
+            (now - 86_400, "1 day ago"),
+            (now - 10 * 86_400, "10 days ago"),
+        ];
+        for (then, want) in cases {
+            assert_eq!(ago(now, then), want, "{then}");
+        }
     }
 
     #[test]

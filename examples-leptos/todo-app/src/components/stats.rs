@@ -1,16 +1,23 @@
 //! The statistics panel, fed by the `stats` view alone.
 
-use super::Actions;
+use super::Page;
 use crate::server::get_stats;
 use crate::state::Stats;
 use leptos::prelude::*;
 
 /// Created, open, done and deleted counts with a progress bar. It has its
 /// own resource and its own server function: a second view of the same
-/// log powers a second part of the page.
+/// log powers a second part of the page. In the past (time travel), the
+/// figures as they were then.
 #[component]
-pub fn StatsPanel(actions: Actions) -> impl IntoView {
-    let stats = Resource::new(move || actions.version(), |_| get_stats());
+pub fn StatsPanel(
+    /// What the parts of the page share.
+    page: Page,
+) -> impl IntoView {
+    let stats = Resource::new(
+        move || (page.version(), page.at.get()),
+        |(_, at)| get_stats(at),
+    );
     view! {
         <aside class="card stats" aria-label="Statistics">
             <h2>"Statistics"</h2>
@@ -27,6 +34,7 @@ pub fn StatsPanel(actions: Actions) -> impl IntoView {
             </Transition>
         </aside>
     }
+    .into_any()
 }
 
 #[component]

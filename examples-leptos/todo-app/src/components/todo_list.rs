@@ -1,6 +1,6 @@
 //! The list: the form that adds a todo, and the todos.
 
-use super::Actions;
+use super::Page;
 use super::todo_item::TodoItem;
 use crate::server::{AddTodo, get_todos};
 use crate::state::MAX_TEXT_CHARS;
@@ -8,11 +8,19 @@ use leptos::html::Input;
 use leptos::prelude::*;
 
 /// The form and the list. Fetches the todos with `get_todos`, again after
-/// every completed action, and keeps showing the old list until the new
-/// one arrives, so nothing flickers.
+/// every completed action and every live update, and keeps showing the old
+/// list until the new one arrives, so nothing flickers. In the past (time
+/// travel) it shows the list as it was then, without the form or buttons.
 #[component]
-pub fn TodoList(actions: Actions) -> impl IntoView {
-    let todos = Resource::new(move || actions.version(), |_| get_todos());
+pub fn TodoList(
+    /// What the parts of the page share.
+    page: Page,
+) -> impl IntoView {
+    let actions = page.actions;
+    let todos = Resource::new(
+        move || (page.version(), page.at.get()),
+        |(_, at)| get_todos(at),
+    );
 
     // Empty the text box as soon as a todo is sent, so that the next one can
     // be typed while it is saved; if it is refused, put its text back to be
@@ -36,7 +44,10 @@ pub fn TodoList(actions: Actions) -> impl IntoView {
     let add_error = move || actions.add.value().get().and_then(Result::err);
     let placeholder = format!("What needs to be done? (up to {MAX_TEXT_CHARS} characters)");
 
-    view! {
+    let form = move || {
+        let placeholder = placeholder.clone();
+        (!page.in_past()).then(move || {
+            view! {
         <ActionForm action=actions.add attr:class="add-form">
             <input
                 type="text"
@@ -52,20 +63,30 @@ pub fn TodoList(actions: Actions) -> impl IntoView {
                 "Add"
             </button>
         </ActionForm>
+            }
+        })
+    };
+
+    view! {
+        {form}
         {move || add_error().map(|e| view! { <p class="message error" role="alert" id="add-error">{e.to_string()}</p> })}
         {move || actions.row_error().map(|e| view! { <p class="message error" role="alert" id="row-error">{e.to_string()}</p> })}
         <Transition fallback=|| view! { <p class="muted">"Loading your todos…"</p> }>
             {move || Suspend::new(async move {
                 match todos.await {
-                    Ok(items) if items.is_empty() => view! {
-                        <p class="empty">"Nothing to do. Add your first todo above."</p>
+                    Ok(items) if items.is_empty() => {
+                        let empty = if page.in_past() {
+                            "The list was empty then."
+                        } else {
+                            "Nothing to do. Add your first todo above."
+                        };
+                        view! { <p class="empty">{empty}</p> }.into_any()
                     }
-                    .into_any(),
                     Ok(items) => view! {
                         <ul class="todos">
                             {items
                                 .into_iter()
-                                .map(|todo| view! { <TodoItem todo actions/> })
+                                .map(|todo| view! { <TodoItem todo actions read_only=page.in_past()/> })
                                 .collect_view()}
                         </ul>
                     }
@@ -78,4 +99,5 @@ pub fn TodoList(actions: Actions) -> impl IntoView {
             })}
         </Transition>
     }
+    .into_any()
 }
