@@ -15,8 +15,8 @@
 //! [ ] #1 call mum
 //! ```
 //!
-//! Look at the events with `cat todo-data/app.jsonl`. Bad arguments print
-//! the usage to stderr and exit with status 1.
+//! Look at the events with `cat todo-data/app.jsonl`. `--help` prints the
+//! usage; bad arguments print it to stderr and exit with status 1.
 
 use std::error::Error;
 use std::process::ExitCode;
@@ -78,6 +78,12 @@ fn reduce(mut state: Todos, event: &TodoEvent) -> Todos {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag] = &args[..]
+        && ["help", "--help", "-h"].contains(&flag.as_str())
+    {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -198,18 +198,18 @@ struct SeqOnly {
 }
 
 impl History {
-    /// The history of the files in `paths`, whose active log has `len`
-    /// acknowledged bytes (its torn tail already repaired), after any
-    /// interrupted rotation was recovered. Frames of the archive that the
-    /// index does not cover yet are indexed, and the index rewritten with
-    /// them (atomically).
+    /// The archive of the files in `paths` and its index, after any
+    /// interrupted rotation was recovered: its length, and the index with
+    /// the frames it did not cover yet (the index is rewritten with them,
+    /// atomically). The index tells how many events the archive holds,
+    /// which [`open`](History::open) then checks the active log against.
     ///
     /// # Errors
     ///
-    /// [`Error::Corrupt`] if the index is damaged, the archive lost frames
-    /// that the index records, or the active log does not follow the
-    /// archive; [`Error::Io`] if a file cannot be read.
-    pub(crate) fn open(paths: Paths, len: u64, id: u64) -> Result<History> {
+    /// [`Error::Corrupt`] if the index is damaged or the archive lost
+    /// frames that the index records; [`Error::Io`] if a file cannot be
+    /// read or the index written.
+    pub(crate) fn open_archive(paths: &Paths) -> Result<(u64, Index)> {
         let archive_len = durable::file_len(&paths.archive)?;
         let (mut index, exists) = Index::load(&paths.index, None)?;
         index::check_archive(&paths.archive, archive_len, &index)?;
@@ -229,7 +229,19 @@ impl History {
                 paths.archive.display()
             );
         }
-        History::with_ends(paths, len, (archive_len, index), id, false)
+        Ok((archive_len, index))
+    }
+
+    /// The history of the files in `paths`, whose archive is `archive`
+    /// (from [`open_archive`](History::open_archive)) and whose active log
+    /// has `len` acknowledged bytes (its torn tail already repaired).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Corrupt`] if the active log does not follow the archive;
+    /// [`Error::Io`] if it cannot be read.
+    pub(crate) fn open(paths: Paths, len: u64, archive: (u64, Index), id: u64) -> Result<History> {
+        History::with_ends(paths, len, archive, id, false)
     }
 
     /// The history a reader observed, writing nothing: the active log
@@ -342,8 +354,20 @@ impl History {
         let path = &self.paths.log;
         let last_start = line_start_before(&mut file, self.len - 1).at(path)?;
         let last = line_at(&mut file, last_start, self.len).at(path)?;
-        let Some(seq) = seq_of(&last) else {
-            return Ok(base + count_lines(&mut file, 0, self.len).at(path)?);
+        let seq = match parse_seq(&last) {
+            Some(Some(seq)) => seq,
+            // Not an event (`echo text >> app.jsonl`): a writer appending
+            // after it would bury it under events that every read stops
+            // before. A reader reads up to it, and reports it there.
+            None if !self.read_only => {
+                return Err(self.locate_damage(Error::corrupt(
+                    path,
+                    last_start,
+                    "the last line is not an event: repair or remove it (or restore the file \
+                     from a backup) before appending; nothing was changed",
+                )));
+            }
+            _ => return Ok(base + count_lines(&mut file, 0, self.len).at(path)?),
         };
         // The last line's number gives the next one: it must follow the
         // line before it (or the archive), so that one damaged digit
@@ -379,6 +403,23 @@ impl History {
                 ),
             ))),
         }
+    }
+
+    /// Checks every line of the active log from `offset` on as an event
+    /// that follows the one before it: the lines past what a writer
+    /// acknowledged, which no writer has read back.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Corrupt`] naming the first line that is not such an event.
+    pub(crate) fn check_lines_from(&self, offset: u64) -> Result<()> {
+        // From the start of the line `offset` is in: a repair may have
+        // completed a line whose newline was lost.
+        let mut file = File::open(&self.paths.log).at(&self.paths.log)?;
+        let start = line_start_before(&mut file, offset).at(&self.paths.log)?;
+        let mut lines = self.active_lines(start, None)?;
+        while lines.next_valid()?.is_some() {}
+        Ok(())
     }
 
     /// The first damage a full check of the active log finds (a line that

@@ -18,6 +18,7 @@ use crate::history::History;
 use crate::reader::EventReader;
 use crate::rotation::INTENT_FILE;
 use crate::snapshot::{self, ViewSnapshot};
+use crate::tail;
 
 /// What [`EventReader::inspect`] found in a data directory.
 ///
@@ -44,8 +45,10 @@ pub struct Inspection {
     pub dir: PathBuf,
     /// The acknowledged bytes of `app.jsonl`.
     pub active_len: u64,
-    /// The bytes of `app.jsonl` past them: a torn tail, which the next
-    /// writer to open the directory moves aside.
+    /// The bytes of `app.jsonl` past them: a write under way, or what a
+    /// crash or a hand edit left, which the next writer to open the
+    /// directory takes as events (whole lines) or moves aside (a torn
+    /// tail); [`pending`](Inspection::pending) says which.
     pub unacknowledged_len: u64,
     /// The bytes of `archive.jsonl.zst` that hold the history.
     pub archive_len: u64,
@@ -258,16 +261,12 @@ fn pending(history: &History) -> Result<Vec<PendingFile>> {
         &paths.torn,
         "a torn tail that a writer moved aside after a crash: kept for you to look at, never read",
     );
-    let unacknowledged = durable::file_len(&paths.log)?.saturating_sub(history.len);
-    if unacknowledged > 0 {
+    let len = durable::file_len(&paths.log)?;
+    if len > history.len {
         pending.push(PendingFile {
             path: paths.log.clone(),
-            len: unacknowledged,
-            what: format!(
-                "{unacknowledged} bytes past the {} acknowledged: a write under way, or a torn \
-                 write, which the next writer moves aside",
-                history.len
-            ),
+            len: len - history.len,
+            what: past_the_end(history, len)?,
         });
     }
     for dir in [&paths.dir, &paths.views] {
@@ -282,6 +281,41 @@ fn pending(history: &History) -> Result<Vec<PendingFile>> {
         }
     }
     Ok(pending)
+}
+
+/// What the bytes of `app.jsonl` past the acknowledged end are, `len`
+/// bytes in all: a write under way while a writer has the directory
+/// open; otherwise what the next writer does with them (see
+/// [`tail::next_open`]).
+fn past_the_end(history: &History, len: u64) -> Result<String> {
+    let acked = history.len;
+    let head = format!("{} bytes past the {acked} acknowledged", len - acked);
+    if writer_state(&history.paths.dir) == WriterState::Open {
+        return Ok(format!(
+            "{head}: a write under way, which its writer acknowledges or takes back"
+        ));
+    }
+    let next = tail::next_open(&history.paths.log, acked, len)?;
+    let mut parts = Vec::new();
+    if next.lines_end > acked {
+        parts.push(format!(
+            "{} bytes of whole lines, which the next writer takes as events{}",
+            next.lines_end - acked,
+            if next.completes_last {
+                " (adding the last one's newline)"
+            } else {
+                ""
+            }
+        ));
+    }
+    if let Some((at, what)) = next.cut {
+        parts.push(format!(
+            "{} bytes of {what}, which the next writer moves into {}",
+            len - at,
+            history.paths.torn.display()
+        ));
+    }
+    Ok(format!("{head}: {}", parts.join("; ")))
 }
 
 /// Whether an `EventLog` holds the lock on `dir`, read from the kernel's

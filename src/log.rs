@@ -21,7 +21,7 @@ use crate::event::{Event, Unnumbered};
 use crate::history::{self, History, HistoryRef, LOG_FILE, Paths, Source, VIEWS_DIR};
 use crate::index::INDEX_FILE;
 use crate::lines::{ReadFrom, ReadFull, ReadSeq};
-use crate::publish::{Notifier, Outlet};
+use crate::publish::{self, Notifier, Outlet};
 use crate::reader::EventReader;
 use crate::rotation;
 use crate::snapshot::SNAPSHOT_SUFFIX;
@@ -546,10 +546,7 @@ impl EventLogBuilder {
         durable::sweep_tmp(&paths.dir, LOG_FILE)?;
 
         let file = durable::open_append(&paths.log)?;
-        rotation::recover(&paths)?;
-        let len = tail::repair(&file, &paths.log, &paths.torn)?;
-        let id = history::new_id();
-        let mut history = History::open(paths, len, id)?;
+        let mut history = open_history(paths, &file, history::new_id())?;
         history.upcasters = self.upcasters.filter(|u| !u.is_empty());
         let notifier = Notifier::new(history.next_seq);
         history.attach(Outlet::open(&history.paths.dir, Arc::clone(&notifier)));
@@ -577,6 +574,25 @@ impl EventLogBuilder {
         }
         Ok(log)
     }
+}
+
+/// What every open of the files does before it reads the history: an
+/// interrupted rotation is completed or undone, the archive's index made
+/// to cover the archive, the active log (open as `file`) checked against
+/// what its writer acknowledged, then its torn tail repaired, and the
+/// history read from them, every line past what was acknowledged checked.
+fn open_history(paths: Paths, file: &File, id: u64) -> Result<History> {
+    rotation::recover(&paths)?;
+    let archive = History::open_archive(&paths)?;
+    let found = file.metadata().at(&paths.log)?.len();
+    let kept = tail::next_open(&paths.log, 0, found)?.repaired_len();
+    let acked = publish::check_kept(&paths.dir, &paths.log, archive.1.events(), (found, kept))?;
+    let len = tail::repair(file, &paths.log, &paths.torn)?;
+    let history = History::open(paths, len, archive, id)?;
+    if let Some(acked) = acked.filter(|&acked| acked < len) {
+        history.check_lines_from(acked)?;
+    }
+    Ok(history)
 }
 
 impl EventLog {
@@ -1559,13 +1575,10 @@ impl EventLog {
             tail::cut_unacknowledged(&paths.log, self.history.len, &paths.torn)?;
         }
         let file = durable::open_append(&paths.log)?;
-        rotation::recover(&paths)?;
-        let len = tail::repair(&file, &paths.log, &paths.torn)?;
         // Views hold positions in the files as they were: a new identity
         // makes each reload its (checked) snapshot on its next refresh,
         // showing its present state until then.
-        let id = history::new_id();
-        let mut history = History::open(paths, len, id)?;
+        let mut history = open_history(paths, &file, history::new_id())?;
         history.upcasters = self.history.upcasters.clone();
         if history.next_seq < self.history.next_seq {
             return Err(Error::corrupt(

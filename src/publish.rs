@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::durable;
-use crate::error::{IoContext, Result};
+use crate::error::{Error, IoContext, Result};
 
 /// File name of the committed-length record inside the data directory.
 pub(crate) const COMMITTED_FILE: &str = "app.jsonl.committed";
@@ -301,6 +301,76 @@ pub(crate) fn read(path: &Path) -> Result<Reading> {
         base: record.base,
         len: record.len,
     }))
+}
+
+/// Checks, before a writer repairs or writes anything, that the active
+/// log at `log_path` still holds what a writer acknowledged since the
+/// last reboot, as the record in `dir` says: the log is `found` bytes
+/// long, its archive holds `base` events, and the repair of its end would
+/// leave `kept` bytes (see [`tail::next_open`]). Within one generation
+/// of the active log a writer only ever cuts bytes it never acknowledged,
+/// so a log that is, or would be cut, shorter lost acknowledged events:
+/// to a hand edit, another program, or a copy of the directory taken
+/// while a writer ran. After a reboot the record says nothing (see
+/// [`read`]), and neither does a record that is missing, damaged or not a
+/// regular file (the writer replaces it).
+///
+/// # Errors
+///
+/// [`Error::Corrupt`] naming the log and the byte where what it holds
+/// stops being what was acknowledged. Otherwise the length the record
+/// says was acknowledged, if it describes this log.
+///
+/// [`tail::next_open`]: crate::tail::next_open
+pub(crate) fn check_kept(
+    dir: &Path,
+    log_path: &Path,
+    base: u64,
+    (found, kept): (u64, u64),
+) -> Result<Option<u64>> {
+    let path = dir.join(COMMITTED_FILE);
+    if !fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+        return Ok(None);
+    }
+    let Ok(Reading::Committed(committed)) = read(&path) else {
+        return Ok(None);
+    };
+    if committed.base != base {
+        return Ok(None);
+    }
+    if kept >= committed.len {
+        return Ok(Some(committed.len));
+    }
+    let (at, what) = if found < committed.len {
+        (found, "the log ends here".to_owned())
+    } else {
+        (
+            kept,
+            format!(
+                "its bytes from here to byte {found} are not whole lines (zeroed, or cut \
+                 mid-line)"
+            ),
+        )
+    };
+    Err(missing(&path, log_path, at, committed.len, &what))
+}
+
+/// The error for an active log that no longer holds the `len` bytes its
+/// writer acknowledged, as the record at `record` says: `what` happened
+/// at byte `at`.
+pub(crate) fn missing(record: &Path, log_path: &Path, at: u64, len: u64, what: &str) -> Error {
+    Error::corrupt(
+        log_path,
+        at,
+        format!(
+            "{what}, but its writer acknowledged {len} bytes of it since the last reboot ({} \
+             says so): acknowledged events are missing. Restore the file from a backup; if it \
+             was cut or replaced by an older copy on purpose, or this directory is a copy taken \
+             while a writer ran, delete {} to open what is left",
+            record.display(),
+            record.display()
+        ),
+    )
 }
 
 #[cfg(test)]

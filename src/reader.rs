@@ -583,7 +583,18 @@ impl EventReader {
                     ),
                 )));
             }
-            (None, Reading::Committed(c)) if c.base == base => c.len.min(file_len),
+            // A writer never cuts what it acknowledged: a shorter file
+            // lost events, unless all it lost is the last newline, which
+            // the next writer puts back (see `publish::check_kept`).
+            (None, Reading::Committed(c)) if c.base == base && file_len < c.len => {
+                if tail::next_open(&paths.log, 0, file_len)?.repaired_len() < c.len {
+                    let record = paths.dir.join(COMMITTED_FILE);
+                    let what = "the log ends here";
+                    return Err(publish::missing(&record, &paths.log, file_len, c.len, what));
+                }
+                file_len
+            }
+            (None, Reading::Committed(c)) if c.base == base => c.len,
             // Published before the last rotation, and not since: nothing
             // was appended after it yet.
             (None, Reading::Committed(c)) if c.base < base => 0,

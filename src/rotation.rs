@@ -755,18 +755,36 @@ fn read_intent(paths: &Paths) -> Result<Option<Intent>> {
     let Some(record) = durable::read_regular(&intent_path, durable::MAX_RECORD)? else {
         return Ok(None);
     };
-    let intent: Intent = serde_json::from_slice(&record)
-        .map_err(|e| snapshot::json_error(&intent_path, &record, &e))?;
+    let intent: Intent =
+        serde_json::from_slice(&record).map_err(|e| {
+            match snapshot::json_error(&intent_path, &record, &e) {
+                Error::Corrupt {
+                    path,
+                    offset,
+                    detail,
+                } => Error::Corrupt {
+                    path,
+                    offset,
+                    detail: format!("{detail}: {DAMAGED_INTENT}"),
+                },
+                other => other,
+            }
+        })?;
     if !intent.intact() {
         return Err(Error::corrupt(
             &intent_path,
             0,
-            "the rotation record does not match its checksum; nothing was changed \
-             (compare its lengths with the files before acting on it)",
+            format!("the record does not match its checksum: {DAMAGED_INTENT}"),
         ));
     }
     Ok(Some(intent))
 }
+
+/// What a damaged intent record means, and what to do.
+const DAMAGED_INTENT: &str = "a rotation under way wrote it, and recovery needs it to finish \
+     or undo that rotation: nothing was changed. Restore it from a backup; if app.jsonl is \
+     empty, the rotation had moved it into the archive and deleting the record completes it \
+     (otherwise copy the directory aside first)";
 
 /// Resolves a rotation that a crash interrupted, if its intent record is
 /// there; see the module docs. Runs on open, before anything else reads

@@ -11,6 +11,78 @@ use crate::error::{Error, IoContext, Result};
 use crate::event::{Event, MAX_LINE};
 use crate::lines::{self, line_start_before};
 
+/// What [`repair`] does to the end of the active log.
+enum Repair {
+    /// The log ends with a newline: nothing.
+    Whole,
+    /// The last line, at `line`, is a complete, valid event without its
+    /// newline: the newline is added.
+    AddNewline { line: u64 },
+    /// The log is cut at `keep`, for the reason `what`.
+    Cut { keep: u64, what: &'static str },
+}
+
+/// Decides how [`repair`] treats the end of the log of `len` bytes (open
+/// as `reader`), writing nothing.
+fn plan(reader: &mut File, len: u64) -> io::Result<Repair> {
+    if let Some(hole) = unsynced_hole(reader, len)? {
+        let what = "an unsynced write that a power cut left with zeroed pages";
+        return Ok(Repair::Cut { keep: hole, what });
+    }
+    let keep = line_start_before(reader, len)?;
+    if keep == len {
+        return Ok(Repair::Whole);
+    }
+    if len - keep <= MAX_LINE {
+        let tail = lines::read_range(reader, keep, len)?;
+        if serde_json::from_slice::<Event>(&tail).is_ok() {
+            return Ok(Repair::AddNewline { line: keep });
+        }
+    }
+    let what = "an incomplete last line";
+    Ok(Repair::Cut { keep, what })
+}
+
+/// What the next writer to open the log does with its bytes past the
+/// first `acked` (see [`repair`]), as [`next_open`] tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct NextOpen {
+    /// Where the whole lines it keeps end: `acked` if it keeps none past
+    /// them.
+    pub(crate) lines_end: u64,
+    /// Whether the last of those lines lacks its newline, which it adds.
+    pub(crate) completes_last: bool,
+    /// The bytes it moves into `app.jsonl.torn`: from where to the end,
+    /// and what they are.
+    pub(crate) cut: Option<(u64, &'static str)>,
+}
+
+impl NextOpen {
+    /// The log's length once the writer has repaired it.
+    pub(crate) fn repaired_len(&self) -> u64 {
+        self.lines_end + u64::from(self.completes_last)
+    }
+}
+
+/// What [`repair`] will do to the active log at `log_path`, `len` bytes
+/// long, of which a writer acknowledged `acked`, writing nothing.
+pub(crate) fn next_open(log_path: &Path, acked: u64, len: u64) -> Result<NextOpen> {
+    let mut reader = File::open(log_path).at(log_path)?;
+    let (lines_end, completes_last, cut) = match plan(&mut reader, len).at(log_path)? {
+        Repair::Whole => (len, false, None),
+        Repair::AddNewline { .. } => (len, true, None),
+        Repair::Cut { keep, what } => {
+            let keep = keep.max(acked);
+            (keep, false, Some((keep, what)))
+        }
+    };
+    Ok(NextOpen {
+        lines_end,
+        completes_last,
+        cut,
+    })
+}
+
 /// Repairs the end of the active log after a crash and syncs it, so that
 /// every byte it holds from now on is durable. Returns its length.
 ///
@@ -26,30 +98,24 @@ use crate::lines::{self, line_start_before};
 pub(crate) fn repair(file: &File, log_path: &Path, torn_path: &Path) -> Result<u64> {
     let len = file.metadata().at(log_path)?.len();
     let mut reader = File::open(log_path).at(log_path)?;
-    if let Some(hole) = unsynced_hole(&mut reader, len).at(log_path)? {
-        let what = "an unsynced write that a power cut left with zeroed pages";
-        return cut_tail(file, &mut reader, (log_path, torn_path), hole, len, what);
-    }
-    let keep = line_start_before(&mut reader, len).at(log_path)?;
-    if keep == len {
-        file.sync_data().at(log_path)?;
-        return Ok(len);
-    }
-    let tail_len = len - keep;
-    if tail_len <= MAX_LINE {
-        let tail = lines::read_range(&mut reader, keep, len).at(log_path)?;
-        if serde_json::from_slice::<Event>(&tail).is_ok() {
+    match plan(&mut reader, len).at(log_path)? {
+        Repair::Whole => {
+            file.sync_data().at(log_path)?;
+            Ok(len)
+        }
+        Repair::AddNewline { line } => {
             (&*file).write_all(b"\n").at(log_path)?;
             file.sync_data().at(log_path)?;
             ::log::warn!(
-                "eventfold: the last event of {} (offset {keep}) lacked its newline; added it",
+                "eventfold: the last event of {} (offset {line}) lacked its newline; added it",
                 log_path.display()
             );
-            return Ok(len + 1);
+            Ok(len + 1)
+        }
+        Repair::Cut { keep, what } => {
+            cut_tail(file, &mut reader, (log_path, torn_path), keep, len, what)
         }
     }
-    let what = "an incomplete last line";
-    cut_tail(file, &mut reader, (log_path, torn_path), keep, len, what)
 }
 
 /// Where [`repair`] would cut the active log of `len` bytes (open as

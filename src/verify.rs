@@ -17,13 +17,13 @@ use serde::Serialize;
 
 use crate::durable;
 use crate::error::{Error, IoContext, Result};
-use crate::event::{Event, MAX_LINE};
 use crate::history::History;
 use crate::index::{self, FrameEntry};
 use crate::inspect::{self, WriterState};
-use crate::lines::{self, Lines, READ_BUF};
+use crate::lines::{Lines, READ_BUF};
 use crate::reader::EventReader;
 use crate::snapshot::{self, ViewSnapshot};
+use crate::tail;
 
 /// What [`EventReader::verify`] found.
 ///
@@ -122,7 +122,9 @@ impl EventReader {
     /// Checks everything in the directory, beside a live writer or not,
     /// writing nothing: every archive frame (its zstd checksum, every line
     /// an event, its events numbered as the index says), every line of the
-    /// active log up to what the writer acknowledged, the sequence
+    /// active log up to what the writer acknowledged (and, while no writer
+    /// has the directory open, the whole lines past that end, which the
+    /// next writer takes as events), the sequence
     /// numbers' continuity from the first event to the last, and every
     /// view snapshot (its checksum, and that the log holds the line it
     /// was taken after). `progress` is called with the bytes read so far
@@ -194,9 +196,7 @@ impl EventReader {
         verify_active_log(self, &history, &mut report, &mut |read| {
             progress(read, total)
         })?;
-        if let Some(problem) = torn_tail(&history)? {
-            report.problems.push(problem);
-        }
+        verify_beyond(&history, &mut report)?;
         // Snapshots are checked against the files as they are now: a live
         // writer may have saved one since the log was read.
         let now = match self.observe() {
@@ -330,51 +330,62 @@ fn verify_active_log(
     Ok(())
 }
 
-/// A last event of `app.jsonl` that lost its final newline (or had it
-/// changed by hand), while no writer has the directory open: the bytes
-/// after the last complete line hold a whole event but no newline. The
-/// next writer would move them aside (into `app.jsonl.torn`) as a torn
-/// write, so this is a problem to see first. A torn write that cut the
-/// line short is not one: recovery sets it aside, and nothing
-/// acknowledged was in it.
-fn torn_tail(history: &History) -> Result<Option<Problem>> {
+/// The lines of `app.jsonl` past the acknowledged end, while no writer
+/// has the directory open: the next writer takes the whole lines there as
+/// events of the log (completing a last one that lacks its newline), and
+/// moves a torn tail aside (see [`tail::next_open`]). So the whole lines
+/// are checked as events that follow the acknowledged ones, each one that
+/// fails a problem; a torn tail is not one (nothing acknowledged was in
+/// it).
+fn verify_beyond(history: &History, report: &mut Verification) -> Result<()> {
     let path = &history.paths.log;
     let len = durable::file_len(path)?;
     if len <= history.len || inspect::writer_state(&history.paths.dir) != WriterState::Closed {
-        return Ok(None);
+        return Ok(());
     }
-    let start = history.len.max(len.saturating_sub(MAX_LINE));
-    let mut file = File::open(path).at(path)?;
-    let tail = lines::read_range(&mut file, start, len).at(path)?;
-    if tail.last() == Some(&b'\n') {
-        return Ok(None);
+    let next = tail::next_open(path, history.len, len)?;
+    let mut offset = history.len;
+    let mut seq = Some(history.next_seq);
+    while offset < next.lines_end {
+        let mut file = File::open(path).at(path)?;
+        file.seek(io::SeekFrom::Start(offset)).at(path)?;
+        let newline: &[u8] = if next.completes_last { b"\n" } else { b"" };
+        let bytes = file.take(next.lines_end - offset).chain(newline);
+        let mut lines = Lines::new(
+            BufReader::with_capacity(READ_BUF, bytes),
+            path.clone(),
+            offset,
+            None,
+            None,
+        )
+        .with_seq(seq)
+        .with_upcasters(history.upcasters.clone());
+        let failed = loop {
+            match lines.next_event() {
+                Ok(Some(line)) => {
+                    report.events += 1;
+                    seq = line.seq.map(|s| s + 1).or(seq.map(|s| s + 1));
+                }
+                Ok(None) => break None,
+                Err(e) => break Some(e),
+            }
+        };
+        let Some(e) = failed else {
+            break;
+        };
+        let mut problem = Problem::from_error(e, seq)?;
+        problem.detail = format!(
+            "{}; the line is past the {} bytes its writer acknowledged, and the next writer to \
+             open the log takes it as an event (remove it, and the lines after it, if eventfold \
+             did not write them)",
+            problem.detail, history.len
+        );
+        offset = next_line_start(path, problem.offset, next.lines_end)?.unwrap_or(next.lines_end);
+        report.problems.push(problem);
+        seq = None;
     }
-    let line_start = match tail.iter().rposition(|&b| b == b'\n') {
-        Some(i) => i + 1,
-        None if start == history.len => 0,
-        None => return Ok(None),
-    };
-    let line = tail[line_start..].trim_ascii_end();
-    let Some(event) = std::str::from_utf8(line)
-        .ok()
-        .and_then(|line| Event::from_json_line(line).ok())
-    else {
-        return Ok(None);
-    };
-    let offset = start + line_start as u64;
-    Ok(Some(Problem {
-        path: path.clone(),
-        offset,
-        seq: Some(history.next_seq),
-        detail: format!(
-            "the last line holds a whole event (of type {:?}) but does not end in a newline: \
-             the next writer would move it aside into {} as a torn write; if it is an event \
-             whose final newline was lost or changed, put the newline back before opening the \
-             log",
-            event.event_type,
-            history.paths.torn.display()
-        ),
-    }))
+    report.bytes += next.lines_end - history.len;
+    Ok(())
 }
 
 /// The events `next .. end`, which a rotation moved out of the active log

@@ -17,50 +17,48 @@
 //! ([`sweep_table_of_damage_outcomes`], 1,644 cases, 12 per template,
 //! file and kind):
 //!
-//! | damage | file | correct | Corrupt(file, offset) | Corrupt(rotation.json) | torn tail | cut at a line | edited, consistent | edited, seen after rebuild |
-//! |---|---|---:|---:|---:|---:|---:|---:|---:|
-//! | Flip | app.jsonl | 0 | 34 | 0 | 0 | 0 | 1 | 1 |
-//! | Flip | archive.index.jsonl | 0 | 48 | 0 | 0 | 0 | 0 | 0 |
-//! | Flip | archive.jsonl.zst | 2 | 46 | 0 | 0 | 0 | 0 | 0 |
-//! | Flip | rotation.json | 0 | 36 | 0 | 0 | 0 | 0 | 0 |
-//! | Flip | snapshot | 144 | 0 | 0 | 0 | 0 | 0 | 0 |
-//! | Zero | app.jsonl | 0 | 35 | 0 | 1 | 0 | 0 | 0 |
-//! | Zero | archive.index.jsonl | 0 | 48 | 0 | 0 | 0 | 0 | 0 |
-//! | Zero | archive.jsonl.zst | 2 | 46 | 0 | 0 | 0 | 0 | 0 |
-//! | Zero | rotation.json | 0 | 36 | 0 | 0 | 0 | 0 | 0 |
-//! | Zero | snapshot | 144 | 0 | 0 | 0 | 0 | 0 | 0 |
-//! | Truncate | app.jsonl | 0 | 24 | 0 | 6 | 6 | 0 | 0 |
-//! | Truncate | archive.index.jsonl | 1 | 47 | 0 | 0 | 0 | 0 | 0 |
-//! | Truncate | archive.jsonl.zst | 11 | 33 | 4 | 0 | 0 | 0 | 0 |
-//! | Truncate | rotation.json | 0 | 36 | 0 | 0 | 0 | 0 | 0 |
-//! | Truncate | snapshot | 144 | 0 | 0 | 0 | 0 | 0 | 0 |
-//! | Delete | app.jsonl | 0 | 35 | 0 | 0 | 0 | 1 | 0 |
-//! | Delete | archive.index.jsonl | 0 | 48 | 0 | 0 | 0 | 0 | 0 |
-//! | Delete | archive.jsonl.zst | 2 | 43 | 3 | 0 | 0 | 0 | 0 |
-//! | Delete | rotation.json | 0 | 36 | 0 | 0 | 0 | 0 | 0 |
-//! | Delete | snapshot | 144 | 0 | 0 | 0 | 0 | 0 | 0 |
-//! | Insert | app.jsonl | 0 | 46 | 0 | 0 | 0 | 2 | 0 |
-//! | Insert | archive.index.jsonl | 1 | 47 | 0 | 0 | 0 | 0 | 0 |
-//! | Insert | archive.jsonl.zst | 1 | 47 | 0 | 0 | 0 | 0 | 0 |
-//! | Insert | rotation.json | 0 | 36 | 0 | 0 | 0 | 0 | 0 |
-//! | Insert | snapshot | 144 | 0 | 0 | 0 | 0 | 0 | 0 |
-//! | Edit | app.jsonl | 0 | 24 | 0 | 0 | 0 | 12 | 0 |
-//! | EditSameLength | app.jsonl | 0 | 12 | 0 | 0 | 0 | 8 | 16 |
-//! | **all** | | 740 | 843 | 7 | 7 | 6 | 24 | 17 |
+//! | damage | file | correct | Corrupt(file, offset) | Corrupt(rotation.json) | edited, consistent | edited, seen after rebuild |
+//! |---|---|---:|---:|---:|---:|---:|
+//! | Flip | app.jsonl | 0 | 34 | 0 | 1 | 1 |
+//! | Flip | archive.index.jsonl | 0 | 48 | 0 | 0 | 0 |
+//! | Flip | archive.jsonl.zst | 2 | 46 | 0 | 0 | 0 |
+//! | Flip | rotation.json | 0 | 36 | 0 | 0 | 0 |
+//! | Flip | snapshot | 144 | 0 | 0 | 0 | 0 |
+//! | Zero | app.jsonl | 0 | 36 | 0 | 0 | 0 |
+//! | Zero | archive.index.jsonl | 0 | 48 | 0 | 0 | 0 |
+//! | Zero | archive.jsonl.zst | 2 | 46 | 0 | 0 | 0 |
+//! | Zero | rotation.json | 0 | 36 | 0 | 0 | 0 |
+//! | Zero | snapshot | 144 | 0 | 0 | 0 | 0 |
+//! | Truncate | app.jsonl | 0 | 36 | 0 | 0 | 0 |
+//! | Truncate | archive.index.jsonl | 1 | 47 | 0 | 0 | 0 |
+//! | Truncate | archive.jsonl.zst | 11 | 33 | 4 | 0 | 0 |
+//! | Truncate | rotation.json | 0 | 36 | 0 | 0 | 0 |
+//! | Truncate | snapshot | 144 | 0 | 0 | 0 | 0 |
+//! | Delete | app.jsonl | 0 | 36 | 0 | 0 | 0 |
+//! | Delete | archive.index.jsonl | 0 | 48 | 0 | 0 | 0 |
+//! | Delete | archive.jsonl.zst | 2 | 43 | 3 | 0 | 0 |
+//! | Delete | rotation.json | 0 | 36 | 0 | 0 | 0 |
+//! | Delete | snapshot | 144 | 0 | 0 | 0 | 0 |
+//! | Insert | app.jsonl | 0 | 46 | 0 | 2 | 0 |
+//! | Insert | archive.index.jsonl | 1 | 47 | 0 | 0 | 0 |
+//! | Insert | archive.jsonl.zst | 1 | 47 | 0 | 0 | 0 |
+//! | Insert | rotation.json | 0 | 36 | 0 | 0 | 0 |
+//! | Insert | snapshot | 144 | 0 | 0 | 0 | 0 |
+//! | Edit | app.jsonl | 0 | 24 | 0 | 12 | 0 |
+//! | EditSameLength | app.jsonl | 0 | 12 | 0 | 8 | 16 |
+//! | **all** | | 740 | 857 | 7 | 23 | 17 |
 //!
 //! The columns (see [`Outcome`]): *correct*: views and `read_full` as
 //! before the damage (a damaged snapshot rebuilt, damage in a frame's
 //! header that decodes the same). *Corrupt(file, offset)*: `Error::Corrupt`
 //! naming the damaged file, at or before the damage (for `app.jsonl` with a
 //! `rotation.json` left over, a changed length is reported at the file's
-//! length). *Corrupt(rotation.json)*: damage to `app.jsonl` or the archive
-//! left files that no longer match an interrupted rotation's record, in a
-//! way damage to either could have caused (an emptied log beside a frame
-//! cut short), so the record is named; nothing is changed. *torn tail*:
-//! `app.jsonl` lost its end mid-line, the cut bytes are in
-//! `app.jsonl.torn`, as after a crash in an append. *cut at a line*:
-//! `app.jsonl` cut at a line boundary is a valid shorter log; whole events
-//! are gone and nothing can tell. *edited, consistent*: `app.jsonl` holds
+//! length; so is an `app.jsonl` shorter than its writer acknowledged, as
+//! `app.jsonl.committed` says). *Corrupt(rotation.json)*: damage to
+//! `app.jsonl` or the archive left files that no longer match an
+//! interrupted rotation's record, in a way damage to either could have
+//! caused (an emptied log beside a frame cut short), so the record is
+//! named; nothing is changed. *edited, consistent*: `app.jsonl` holds
 //! different valid events and views are the fold of what `read_full`
 //! returns. *edited, seen after rebuild*: the edit kept every line's length
 //! and lies before a view's snapshot, which checks only the line at its
@@ -80,7 +78,11 @@
 //! (recovery now checks that the frame is the rotation's own before
 //! acting on it, see `rotation::recover`). Since sequence numbers: an
 //! archive that lost bytes is reported on open, against the archive index,
-//! rather than when a view is rebuilt from it.
+//! rather than when a view is rebuilt from it. Since the writer's record
+//! of what it acknowledged is checked on open: an `app.jsonl` cut short
+//! (at a line boundary, which used to be a valid shorter log, or mid-line,
+//! which used to be cut as a torn tail) or with zeros at its end is
+//! reported, not opened with fewer events.
 //!
 //! No damage caused a panic or an error other than `Corrupt`.
 
@@ -451,14 +453,6 @@ enum Outcome {
     /// inside the rotation's frame look alike), so recovery names the
     /// record that ties them and changes nothing.
     CorruptRecord,
-    /// `app.jsonl` lost its end mid-line: the events from the damaged
-    /// line on are gone and the cut bytes are in `app.jsonl.torn`; views
-    /// are the fold of what is left. The same as a crash during an append.
-    TornTail,
-    /// `app.jsonl` cut at a line boundary: whole events gone, no trace.
-    /// Undetectable (the file is a valid, shorter log); views are the fold
-    /// of what is left.
-    CutAtLine,
     /// `app.jsonl` still holds valid events, different ones: the log was
     /// edited. Events before the damage unchanged; views are the fold of
     /// what `read_full` returns.
@@ -481,12 +475,10 @@ enum Outcome {
     Panic,
 }
 
-const OUTCOMES: [Outcome; 12] = [
+const OUTCOMES: [Outcome; 10] = [
     Outcome::Correct,
     Outcome::Corrupt,
     Outcome::CorruptRecord,
-    Outcome::TornTail,
-    Outcome::CutAtLine,
     Outcome::Edited,
     Outcome::EditedNeedsRebuild,
     Outcome::CorruptElsewhere,
@@ -506,8 +498,6 @@ impl Outcome {
             Outcome::Correct => "correct",
             Outcome::Corrupt => "Corrupt(file, offset)",
             Outcome::CorruptRecord => "Corrupt(rotation.json)",
-            Outcome::TornTail => "torn tail",
-            Outcome::CutAtLine => "cut at a line",
             Outcome::Edited => "edited, consistent",
             Outcome::EditedNeedsRebuild => "edited, seen after rebuild",
             Outcome::CorruptElsewhere => "Corrupt, wrong file",
@@ -586,11 +576,13 @@ fn run_case(d: &Damage) -> Verdict {
             let note = format!("{} at {offset}: {detail}", path.display());
             let plausible = match d.file {
                 // The damaged line starts at or before the damage; or an
-                // interrupted rotation's record no longer matches the
-                // file's length, and the offset is that length.
+                // interrupted rotation's record, or the writer's record of
+                // what it acknowledged, no longer matches the file's
+                // length, and the offset is that length.
                 LOG => {
                     offset <= pos as u64
-                        || (detail.contains(INTENT) && offset == damaged.len() as u64)
+                        || ((detail.contains(INTENT) || detail.contains(COMMITTED))
+                            && offset == damaged.len() as u64)
                 }
                 // The offset in the decompressed stream.
                 ARCHIVE => offset <= t.events.iter().map(|e| line_len(e) as u64).sum(),
@@ -652,18 +644,13 @@ fn run_case(d: &Damage) -> Verdict {
         );
     }
     if t.events.starts_with(&events) {
-        let torn = after.get(TORN).is_some_and(|b| !b.is_empty());
-        return match (torn, d.kind) {
-            (true, _) => verdict(Outcome::TornTail, ""),
-            (false, Kind::Truncate) => verdict(Outcome::CutAtLine, ""),
-            (false, _) => verdict(
-                Outcome::SilentlyWrong,
-                format!(
-                    "{} events vanished without a trace",
-                    t.events.len() - events.len()
-                ),
+        return verdict(
+            Outcome::SilentlyWrong,
+            format!(
+                "{} events vanished without an error",
+                t.events.len() - events.len()
             ),
-        };
+        );
     }
     verdict(Outcome::Edited, "")
 }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 
-use eventfold::{Error, Event, EventLog};
+use eventfold::{Error, Event, EventLog, EventReader};
 use tempfile::TempDir;
 
 use common::*;
@@ -288,10 +288,13 @@ fn zeros_of_another_shape_in_the_last_line_are_reported_not_cut() {
         + 1;
     bytes[last + 5..last + 8].fill(0);
     fs::write(&log_path, &bytes).unwrap();
-    let log = open_with_views(dir.path());
+    // The last line is no event: the writer refuses to append after it.
+    let opened = builder_with_views(dir.path()).open();
+    assert_eq!(corrupt_at(&opened), Some((log_path.clone(), last as u64)));
     assert_eq!(fs::read(&log_path).unwrap(), bytes, "open cut nothing");
     assert!(!dir.path().join(TORN).exists());
-    let items: Vec<_> = log.read_full().unwrap().collect();
+    let reader = EventReader::open(dir.path()).unwrap();
+    let items: Vec<_> = reader.read_from_seq(0).unwrap().events().collect();
     assert_eq!(corrupt_at(&items[2]), Some((log_path, last as u64)));
 }
 
@@ -303,7 +306,13 @@ fn complete_corrupt_line_mid_log_is_an_error_not_a_torn_tail() {
     append_bytes(&log_path, b"not an event\n");
     append_bytes(&log_path, &[line_of(2), b"\n".to_vec()].concat());
     let bytes = fs::read(&log_path).unwrap();
+    // Past what the writer acknowledged, the lines are checked on open.
+    let opened = builder_with_views(dir.path()).open();
+    assert_eq!(corrupt_at(&opened), Some((log_path.clone(), bad_at)));
+    assert_eq!(fs::read(&log_path).unwrap(), bytes, "open repaired the log");
 
+    // After a reboot they are the log's: read up to the damage.
+    forget_acknowledged(dir.path());
     let mut log = open_with_views(dir.path());
     assert_eq!(fs::read(&log_path).unwrap(), bytes, "open repaired the log");
     assert!(!dir.path().join(TORN).exists());
@@ -719,12 +728,34 @@ fn snapshots_past_end_of_emptied_log_are_rebuilt_from_archive() {
 
 // ------------------------------------- inconsistent states are not guessed
 
+/// A damaged intent record (cut short, or failing its checksum) is
+/// refused, with what to do; once `app.jsonl` is empty the record is all
+/// that is left of the rotation, and deleting it, as the error says,
+/// completes it.
 #[test]
 fn garbled_intent_record_is_corrupt() {
+    let damaged: [&[u8]; 2] = [
+        br#"{"archive_len":12,"log_"#,
+        br#"{"archive_len":12,"log_len":5,"checksum":"0"}"#,
+    ];
     for r in Rotation::both() {
-        let dir = r.crash_at(Step::FrameWritten);
-        fs::write(dir.path().join(INTENT), br#"{"archive_len":12,"log_"#).unwrap();
-        assert_open_refused(dir.path(), INTENT);
+        for record in damaged {
+            let dir = r.crash_at(Step::FrameWritten);
+            fs::write(dir.path().join(INTENT), record).unwrap();
+            assert_open_refused(dir.path(), INTENT);
+            let err = builder_with_views(dir.path()).open().err().unwrap();
+            let text = err.to_string();
+            assert!(
+                text.contains("Restore it from a backup") && text.contains("if app.jsonl is empty"),
+                "{text}"
+            );
+
+            let dir = r.crash_at(Step::Truncated);
+            fs::write(dir.path().join(INTENT), record).unwrap();
+            assert_open_refused(dir.path(), INTENT);
+            fs::remove_file(dir.path().join(INTENT)).unwrap();
+            assert_recovers(dir.path(), &r.history);
+        }
     }
 }
 

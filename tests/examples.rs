@@ -9,6 +9,7 @@
 //! `TODO_DIR` and `NOTES_DIR` for the CLIs), and compare the output line
 //! for line. The CLIs are also given bad arguments.
 
+use std::fs;
 use std::path::Path;
 use std::process::Command;
 
@@ -246,9 +247,22 @@ fn clis_report_unknown_ids() {
 }
 
 #[test]
-fn notes_cli_help_goes_to_stdout() {
-    let tmp = tmp();
-    let run = run("notes_cli", &["--help"], tmp.path());
-    assert_eq!(run.code, Some(0));
-    assert!(run.stdout.starts_with("usage: notes_cli"), "{}", run.stdout);
+fn help_goes_to_stdout() {
+    for name in ["notes_cli", "todo_cli"] {
+        for flag in ["--help", "-h", "help"] {
+            let tmp = tmp();
+            let run = run(name, &[flag], tmp.path());
+            assert_eq!(run.code, Some(0), "{name} {flag}");
+            assert!(
+                run.stdout.starts_with(&format!("usage: {name}")),
+                "{}",
+                run.stdout
+            );
+            assert_eq!(
+                fs::read_dir(tmp.path()).unwrap().count(),
+                0,
+                "{name} {flag} wrote"
+            );
+        }
+    }
 }

@@ -268,8 +268,11 @@ fn a_backup_refuses_a_destination_inside_the_directory_and_names_a_damaged_line(
     );
 }
 
+/// A last event whose final newline was lost or changed is what the next
+/// writer completes and keeps (it adds the newline): `verify` counts it
+/// and finds nothing wrong, and a writer then opens with it.
 #[test]
-fn verify_reports_a_last_event_whose_newline_was_lost_or_changed() {
+fn verify_counts_a_last_event_whose_newline_was_lost_or_changed_as_the_writer_does() {
     // (how the file's end was changed, whether the writer's record of the
     // acknowledged length is still there)
     type Change = fn(&mut Vec<u8>);
@@ -318,19 +321,111 @@ fn verify_reports_a_last_event_whose_newline_was_lost_or_changed() {
             fs::remove_file(data_file(dir.path(), "app.jsonl.committed")).unwrap();
         }
         let report = verify(dir.path());
-        assert_eq!(
-            report.problems.len(),
-            1,
+        assert!(
+            report.problems.is_empty(),
             "{what}, record {with_record}: {:?}",
             report.problems
         );
-        let problem = &report.problems[0];
-        assert_eq!(problem.path, path, "{what}");
+        assert_eq!(report.events, 3, "{what}, record {with_record}");
         assert_eq!(
-            problem.offset, last_line_start,
-            "{what}, record {with_record}: {problem}"
+            report.bytes,
+            bytes.len() as u64,
+            "{what}, record {with_record}"
         );
-        assert_eq!(problem.seq, Some(2), "{what}");
-        assert_eq!(report.events, 2, "{what}");
+        let log = EventLog::open(dir.path()).unwrap();
+        assert_eq!(log.next_seq(), 3, "{what}, record {with_record}");
+        assert_eq!(
+            fs::read(&path).unwrap()[last_line_start as usize..].last(),
+            Some(&b'\n'),
+            "{what}"
+        );
+    }
+}
+
+/// What is past the acknowledged end while no writer runs is judged as
+/// the next writer will judge it: a line that is not an event is a
+/// problem at its offset (the writer refuses the log there), a hand-added
+/// event that follows the history is counted, and `inspect` says which.
+#[test]
+fn verify_and_inspect_judge_lines_past_the_acknowledged_end_as_the_writer_does() {
+    let dir = test_dir();
+    let mut log = EventLog::open(dir.path()).unwrap();
+    append_numbered(&mut log, 0..3);
+    drop(log);
+    let path = data_file(dir.path(), LOG);
+    let acked = file_size(&path);
+
+    // `echo garbage >> app.jsonl`
+    append_bytes(&path, b"garbage\n");
+    let report = verify(dir.path());
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    let problem = &report.problems[0];
+    assert_eq!((&problem.path, problem.offset), (&path, acked), "{problem}");
+    assert!(problem.detail.contains("past the"), "{problem}");
+    let refused = EventLog::open(dir.path()).expect_err("the writer refuses it");
+    match refused {
+        eventfold::Error::Corrupt {
+            path: p, offset, ..
+        } => {
+            assert_eq!((p, offset), (path.clone(), acked));
+        }
+        other => panic!("{other}"),
+    }
+    let pending = EventReader::open(dir.path())
+        .unwrap()
+        .inspect()
+        .unwrap()
+        .pending;
+    assert!(
+        pending[0]
+            .what
+            .contains("8 bytes of whole lines, which the next writer takes as events"),
+        "{pending:?}"
+    );
+
+    // The next event, written by hand after the acknowledged end.
+    let mut bytes = fs::read(&path).unwrap();
+    bytes.truncate(acked as usize);
+    bytes.extend_from_slice(format!("{}\n", stored_line(&numbered(3), 3)).as_bytes());
+    fs::write(&path, &bytes).unwrap();
+    let report = verify(dir.path());
+    assert_eq!((report.problems.len(), report.events), (0, 4));
+    assert_eq!(EventLog::open(dir.path()).unwrap().next_seq(), 4);
+}
+
+/// A log that lost acknowledged events is what `verify` reports, at the
+/// byte where the writer's open reports it, and readers refuse to read it.
+#[test]
+fn verify_reports_acknowledged_events_cut_from_the_log() {
+    let dir = test_dir();
+    let mut log = EventLog::open(dir.path()).unwrap();
+    append_numbered(&mut log, 0..3);
+    drop(log);
+    let path = data_file(dir.path(), LOG);
+    let cut = file_size(&path) - 10;
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(cut)
+        .unwrap();
+    let report = verify(dir.path());
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    let problem = &report.problems[0];
+    assert_eq!((&problem.path, problem.offset), (&path, cut), "{problem}");
+    assert!(
+        problem.detail.contains("acknowledged events are missing"),
+        "{problem}"
+    );
+    let read = EventReader::open(dir.path()).unwrap().next_seq();
+    assert!(
+        read.is_err(),
+        "a reader read a log that lost events: {read:?}"
+    );
+    match EventLog::open(dir.path()).expect_err("the writer refuses it") {
+        eventfold::Error::Corrupt {
+            path: p, offset, ..
+        } => assert_eq!((p, offset), (path, cut)),
+        other => panic!("{other}"),
     }
 }

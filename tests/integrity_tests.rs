@@ -98,8 +98,9 @@ fn mismatched_hash_is_rebuilt() {
     assert_eq!(snapshot_json(dir.path(), "seq")["hash"], xxh3);
 }
 
-/// A log cut short behind a snapshot's back leaves the offset past the
-/// end: the view is rebuilt from what is left.
+/// A log cut short behind a snapshot's back, on purpose (the record of
+/// what the writer acknowledged deleted, as the error says to), leaves the
+/// offset past the end: the view is rebuilt from what is left.
 #[test]
 fn offset_beyond_truncated_log_is_rebuilt() {
     let dir = refreshed_log(0..5);
@@ -109,6 +110,7 @@ fn offset_beyond_truncated_log_is_rebuilt() {
         .open(active(dir.path()))
         .unwrap();
     file.set_len(3 * line_len(0)).unwrap();
+    forget_acknowledged(dir.path());
     let log = reopen_refreshed(dir.path());
     assert_rebuilt(&log, &[0, 1, 2]);
 }
@@ -212,8 +214,8 @@ fn line_inserted_in_log_is_detected() {
     }
 }
 
-/// An emptied `app.jsonl` with a snapshot at offset > 0: rebuilt from the
-/// archive alone.
+/// An `app.jsonl` emptied on purpose (its record deleted too) with a
+/// snapshot at offset > 0: rebuilt from the archive alone.
 #[test]
 fn emptied_log_with_snapshot_past_zero_is_rebuilt() {
     let dir = test_dir();
@@ -226,6 +228,7 @@ fn emptied_log_with_snapshot_past_zero_is_rebuilt() {
     }
     tamper(dir.path(), |_| {});
     fs::write(active(dir.path()), b"").unwrap();
+    forget_acknowledged(dir.path());
     let log = reopen_refreshed(dir.path());
     assert_rebuilt(&log, &[0, 1]);
     assert_eq!(snapshot_json(dir.path(), "seq")["hash"], "");
@@ -257,6 +260,9 @@ fn corrupt_log_line_is_reported_not_skipped() {
         &active(dir.path()),
         format!("{}\n", stored_line(&numbered(3), 3)).as_bytes(),
     );
+    // As after a reboot, when the writer's record says nothing: every
+    // line is the log's (see the test below for what the record adds).
+    forget_acknowledged(dir.path());
     let before = fs::read(snapshot_file(dir.path(), "seq")).unwrap();
 
     let mut log = open_with_views(dir.path());
@@ -272,6 +278,34 @@ fn corrupt_log_line_is_reported_not_skipped() {
     assert_eq!(fs::read(snapshot_file(dir.path(), "seq")).unwrap(), before);
     let err = log.rebuild_view("seq").unwrap_err();
     assert!(matches!(err, Error::Corrupt { offset, .. } if offset == bad_at));
+}
+
+/// Lines past what the writer acknowledged were never read back by any
+/// writer: the next open checks them, and refuses a line that is not an
+/// event there, naming it, before anything is appended after it. Without
+/// the record (after a reboot), a last line that is not an event is
+/// refused the same way.
+#[test]
+fn lines_past_the_acknowledged_end_are_checked_on_open() {
+    for with_record in [true, false] {
+        let dir = refreshed_log(0..3);
+        let bad_at = file_size(&active(dir.path()));
+        append_bytes(&active(dir.path()), b"this is not an event\n");
+        if with_record {
+            let line = format!("{}\n", stored_line(&numbered(3), 3));
+            append_bytes(&active(dir.path()), line.as_bytes());
+        } else {
+            forget_acknowledged(dir.path());
+        }
+        let before = dir_contents(dir.path());
+        let err = builder_with_views(dir.path()).open().expect_err("opened");
+        assert!(
+            matches!(&err, Error::Corrupt { path, offset, .. }
+                if *path == active(dir.path()) && *offset == bad_at),
+            "record {with_record}: {err}"
+        );
+        assert_eq!(dir_contents(dir.path()), before, "record {with_record}");
+    }
 }
 
 /// A log rotated three times, closed, with its archive then damaged by
@@ -445,4 +479,157 @@ fn damaged_archive_frame_is_named_with_its_compressed_offset() {
             }
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// Acknowledged events cannot vanish
+// ---------------------------------------------------------------------------
+
+/// Cuts the log at the path, given its length and where its last line
+/// starts; returns where the error names the damage.
+type Cut = fn(&Path, u64, u64) -> u64;
+
+/// Ways to lose the end of `app.jsonl` by hand, each with how many of its
+/// events survive it.
+const CUTS: [(&str, Cut, u64); 4] = [
+    (
+        "emptied (`: > app.jsonl`)",
+        |path, _, _| {
+            fs::write(path, b"").unwrap();
+            0
+        },
+        0,
+    ),
+    (
+        "last line deleted (`sed -i '$d'`)",
+        |path, _, last| {
+            fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .unwrap()
+                .set_len(last)
+                .unwrap();
+            last
+        },
+        4,
+    ),
+    (
+        "cut mid-line (`truncate -s -20`)",
+        |path, len, _| {
+            fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .unwrap()
+                .set_len(len - 20)
+                .unwrap();
+            len - 20
+        },
+        4,
+    ),
+    (
+        "its end zeroed",
+        |path, len, last| {
+            let mut bytes = fs::read(path).unwrap();
+            bytes[last as usize..].fill(0);
+            fs::write(path, bytes).unwrap();
+            let _ = len;
+            last
+        },
+        4,
+    ),
+];
+
+/// An `app.jsonl` that lost acknowledged events since its writer last
+/// wrote (emptied, its last line deleted, cut mid-line, its end zeroed):
+/// the next open is `Error::Corrupt` naming the file, the byte where the
+/// loss starts and the record that tells, and changes no file; deleting
+/// the record, as the error says for a cut made on purpose, opens what is
+/// left. The log has been rotated once, so the archive holds events too.
+#[test]
+fn acknowledged_events_cut_from_the_log_are_reported() {
+    for (how, cut, kept) in CUTS {
+        let dir = test_dir();
+        {
+            let mut log = open_with_views(dir.path());
+            append_numbered(&mut log, 0..3);
+            log.rotate().unwrap();
+            append_numbered(&mut log, 3..8);
+            log.refresh_all().unwrap();
+        }
+        let path = active(dir.path());
+        let len = file_size(&path);
+        let last = len - line_len(7);
+        let at = cut(&path, len, last);
+        let before = dir_contents(dir.path());
+
+        let err = builder_with_views(dir.path())
+            .open()
+            .err()
+            .unwrap_or_else(|| panic!("{how}: opened"));
+        match &err {
+            Error::Corrupt {
+                path: p,
+                offset,
+                detail,
+            } => {
+                assert_eq!((p, *offset), (&path, at), "{how}: {err}");
+                assert!(
+                    detail.contains(&format!("acknowledged {len} bytes"))
+                        && detail.contains(COMMITTED),
+                    "{how}: {err}"
+                );
+            }
+            other => panic!("{how}: {other}"),
+        }
+        assert_eq!(
+            dir_contents(dir.path()),
+            before,
+            "{how}: the failed open changed files"
+        );
+
+        forget_acknowledged(dir.path());
+        let mut log = open_with_views(dir.path());
+        log.refresh_all().unwrap();
+        let left: Vec<u64> = (0..3 + kept).collect();
+        assert_eq!(numbers(&all_events(&log)), left, "{how}");
+        assert_eq!(seq(&log), left, "{how}");
+        // The next event takes the next number of what is left.
+        append_numbered(&mut log, 3 + kept..3 + kept + 1);
+        assert_eq!(log.next_seq(), 4 + kept, "{how}");
+    }
+}
+
+/// What the writer may cut is not mistaken for a loss: a torn tail after
+/// the acknowledged end (a crash in an append), bytes appended by hand
+/// that form a whole event, and a log the record does not describe (one
+/// rotation later, or a record from another directory).
+#[test]
+fn what_a_writer_may_cut_still_opens() {
+    let dir = refreshed_log(0..4);
+    append_bytes(&active(dir.path()), b"{\"type\":\"torn");
+    let log = reopen_refreshed(dir.path());
+    assert_eq!(log.next_seq(), 4);
+    drop(log);
+    assert!(data_file(dir.path(), "app.jsonl.torn").exists());
+
+    // A record written for the log before a rotation says nothing about
+    // the new, empty one.
+    let old_record = fs::read(data_file(dir.path(), COMMITTED)).unwrap();
+    open_with_views(dir.path()).rotate().unwrap();
+    fs::write(data_file(dir.path(), COMMITTED), &old_record).unwrap();
+    let mut log = open_with_views(dir.path());
+    assert_eq!(log.next_seq(), 4);
+    append_numbered(&mut log, 4..6);
+    drop(log);
+
+    // A record damaged, or not a file at all, is replaced.
+    fs::write(
+        data_file(dir.path(), COMMITTED),
+        b"{\"base\":4,\"len\":99999}",
+    )
+    .unwrap();
+    assert_eq!(open_with_views(dir.path()).next_seq(), 6);
+    forget_acknowledged(dir.path());
+    fs::create_dir(data_file(dir.path(), COMMITTED)).unwrap();
+    assert_eq!(open_with_views(dir.path()).next_seq(), 6);
 }

@@ -228,6 +228,10 @@ fn rotate_hand_written(lines: &[&[u8]]) -> (bool, eventfold::Result<()>, tempfil
         bytes.extend_from_slice(line);
         bytes.push(b'\n');
     }
+    // A sound last line: the open refuses a last line that is no event
+    // (see `tests/integrity_tests.rs`), and the rotation's check is what
+    // is tested here.
+    bytes.extend_from_slice(b"{\"type\":\"end\",\"data\":null,\"ts\":0}\n");
     fs::write(dir.path().join("app.jsonl"), &bytes).unwrap();
     let reader_accepts = lines
         .iter()
@@ -377,7 +381,7 @@ fn rotation_accepts_every_line_the_reader_accepts() {
         rotated.unwrap_or_else(|e| panic!("{shown}: {e}"));
         let log = EventLog::open(dir.path()).unwrap();
         let expected: Event = serde_json::from_slice(case).unwrap();
-        assert_eq!(all_events(&log), [expected], "{shown}");
+        assert_eq!(all_events(&log)[..1], [expected], "{shown}");
     }
 }
 

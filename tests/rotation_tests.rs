@@ -401,19 +401,36 @@ fn unregistered_up_to_date_view_is_not_double_counted() {
     assert_eq!(seq(&log), [0, 1, 2, 3, 4]);
 }
 
+/// Damages line `n` of `app.jsonl` in place, keeping its length (its
+/// first byte made `#`): the line is no event. Returns its offset.
+fn damage_line(dir: &Path, n: usize) -> u64 {
+    let mut bytes = fs::read(active(dir)).unwrap();
+    let start = std::iter::once(0)
+        .chain(
+            bytes
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| **b == b'\n')
+                .map(|(i, _)| i + 1),
+        )
+        .nth(n)
+        .expect("the line");
+    bytes[start] = b'#';
+    fs::write(active(dir), &bytes).unwrap();
+    start as u64
+}
+
 /// A corrupt line in the active log stops a rotation before anything is
 /// written: the damage stays in `app.jsonl`, where it can be repaired by
 /// hand, instead of moving into the compressed archive.
 #[test]
 fn corrupt_line_blocks_rotation_and_stays_in_the_active_log() {
     let dir = test_dir();
-    append_numbered(&mut EventLog::open(dir.path()).unwrap(), 0..2);
-    let mut bytes = fs::read(active(dir.path())).unwrap();
-    let offset = bytes.len() as u64;
-    bytes.extend_from_slice(b"{\"not\":\"an event\"}\n");
-    fs::write(active(dir.path()), &bytes).unwrap();
+    append_numbered(&mut EventLog::open(dir.path()).unwrap(), 0..3);
+    // Line 1 damaged in place (bit rot): the open reads only the ends.
+    let offset = damage_line(dir.path(), 1);
     let mut log = EventLog::open(dir.path()).unwrap();
-    append_numbered(&mut log, 2..3);
+    append_numbered(&mut log, 3..4);
     match log.rotate() {
         Err(eventfold::Error::Corrupt {
             path, offset: at, ..
@@ -425,7 +442,7 @@ fn corrupt_line_blocks_rotation_and_stays_in_the_active_log() {
     }
     assert!(!archive(dir.path()).exists());
     assert!(!dir.path().join("rotation.json").exists());
-    log.append(&numbered(3)).expect("the log is still writable");
+    log.append(&numbered(4)).expect("the log is still writable");
 }
 
 /// With a corrupt line, auto-rotation on open fails; the log opens anyway
@@ -433,20 +450,16 @@ fn corrupt_line_blocks_rotation_and_stays_in_the_active_log() {
 #[test]
 fn open_survives_a_failed_auto_rotation() {
     let dir = test_dir();
-    append_numbered(&mut EventLog::open(dir.path()).unwrap(), 0..5);
-    let mut file = fs::OpenOptions::new()
-        .append(true)
-        .open(active(dir.path()))
-        .unwrap();
-    std::io::Write::write_all(&mut file, b"garbage\n").unwrap();
+    append_numbered(&mut EventLog::open(dir.path()).unwrap(), 0..6);
+    damage_line(dir.path(), 4);
     let log = builder_with_views(dir.path())
         .max_log_size(10)
         .open()
         .expect("opens");
     let read: Vec<_> = log.read_from(0).unwrap().collect();
-    assert_eq!(read.len(), 6);
-    assert!(read[..5].iter().all(Result::is_ok));
-    assert!(matches!(read[5], Err(eventfold::Error::Corrupt { .. })));
+    assert_eq!(read.len(), 5);
+    assert!(read[..4].iter().all(Result::is_ok));
+    assert!(matches!(read[4], Err(eventfold::Error::Corrupt { .. })));
     assert!(!archive(dir.path()).exists());
 }
 

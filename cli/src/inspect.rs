@@ -79,6 +79,8 @@ fn write_human(out: &mut impl Write, i: &Inspection, style: Style) -> std::io::R
     }
     for (n, view) in i.views.iter().enumerate() {
         let position = match (view.seq, view.behind) {
+            // A snapshot that does not fit the log is not "up to date".
+            (Some(seq), _) if view.problem.is_some() => format!("saved at event {seq}"),
             (Some(seq), Some(0)) => format!("at event {seq}, up to date"),
             (Some(seq), Some(behind)) => format!("at event {seq}, {behind} events behind"),
             _ => match view.offset {

@@ -78,6 +78,16 @@ pub fn write_human(
     } else {
         "damaged"
     };
+    let read_nothing = report.events == 0 && report.bytes == 0 && report.snapshots == 0;
+    if !report.problems.is_empty() && read_nothing {
+        // The files could not be opened as a history: no totals to give.
+        return writeln!(
+            out,
+            "{}: the history could not be read past the problem above; once it is fixed, \
+             verify again",
+            style.bold(verdict)
+        );
+    }
     writeln!(
         out,
         "{}: {} events, {} archive frames, {} snapshots, {} read",

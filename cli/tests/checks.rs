@@ -139,6 +139,35 @@ fn verify_names_a_damaged_frame_and_a_snapshot_that_does_not_fit() {
     // Every other frame was read.
     assert!(report["events"].as_u64().unwrap() < 1000);
     assert!(report["events"].as_u64().unwrap() > 500);
+    // The snapshot is not called up to date.
+    on_dir("inspect", dir.path())
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("saved at event"))
+        .stdout(predicate::str::contains("will replay"))
+        .stdout(predicate::str::contains("up to date").not());
+}
+
+#[test]
+fn a_log_that_lost_acknowledged_events_is_damaged_without_totals() {
+    let dir = history_with_view(100);
+    let log = dir.path().join("app.jsonl");
+    let len = fs::metadata(&log).unwrap().len();
+    assert!(len > 10, "the test needs events in app.jsonl");
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(len - 10)
+        .unwrap();
+    on_dir("verify", dir.path())
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("acknowledged events are missing"))
+        .stdout(predicate::str::contains(
+            "could not be read past the problem above",
+        ))
+        .stdout(predicate::str::contains("0 events").not());
 }
 
 #[test]
@@ -174,7 +203,7 @@ fn inspect_shows_an_interrupted_rotation_and_a_torn_tail() {
     on_dir("inspect", dir.path())
         .assert()
         .success()
-        .stdout(predicate::str::contains("a torn write"));
+        .stdout(predicate::str::contains("an incomplete last line"));
     on_dir("verify", dir.path()).assert().success();
 }
 

@@ -25,6 +25,17 @@ pub const INTENT: &str = "rotation.json";
 pub const INTENT_TMP: &str = "rotation.json.tmp";
 /// Where the open keeps the bytes it cut from a torn tail.
 pub const TORN: &str = "app.jsonl.torn";
+/// The writer's record of how much of the active log it acknowledged.
+pub const COMMITTED: &str = "app.jsonl.committed";
+
+/// Forgets what the writer acknowledged, as a reboot does: removes its
+/// record, `app.jsonl.committed`, which counts only until then. The next
+/// open takes every line of `app.jsonl` as the log's, as it does after a
+/// reboot or in a directory written before the record existed; with the
+/// record, it refuses lines past the acknowledged end that are not events.
+pub fn forget_acknowledged(dir: &Path) {
+    fs::remove_file(dir.join(COMMITTED)).expect("remove app.jsonl.committed");
+}
 
 /// A fresh temporary directory, removed when dropped.
 pub fn test_dir() -> TempDir {
