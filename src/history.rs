@@ -413,13 +413,31 @@ impl History {
     ///
     /// [`Error::Corrupt`] naming the first line that is not such an event.
     pub(crate) fn check_lines_from(&self, offset: u64) -> Result<()> {
+        let path = &self.paths.log;
         // From the start of the line `offset` is in: a repair may have
         // completed a line whose newline was lost.
-        let mut file = File::open(&self.paths.log).at(&self.paths.log)?;
-        let start = line_start_before(&mut file, offset).at(&self.paths.log)?;
-        let mut lines = self.active_lines(start, None)?;
+        let mut file = File::open(path).at(path)?;
+        let start = line_start_before(&mut file, offset).at(path)?;
+        let seq = self.expected_seq_at(&mut file, start).at(path)?;
+        let mut lines = self.active_lines(start, seq)?;
         while lines.next_valid()?.is_some() {}
         Ok(())
+    }
+
+    /// The sequence number the line at `start` (a line start) should have:
+    /// one more than the line before it says, or its place when that line
+    /// has no `seq`; `None` when that line is damaged (reading reports it).
+    fn expected_seq_at(&self, file: &mut File, start: u64) -> io::Result<Option<u64>> {
+        if start == 0 {
+            return Ok(Some(self.base_seq()));
+        }
+        let prev_start = line_start_before(file, start - 1)?;
+        let prev = line_at(file, prev_start, start)?;
+        Ok(match parse_seq(&prev) {
+            Some(Some(seq)) => seq.checked_add(1),
+            Some(None) => Some(self.base_seq() + count_lines(file, 0, start)?),
+            None => None,
+        })
     }
 
     /// The first damage a full check of the active log finds (a line that

@@ -299,9 +299,10 @@ fn past_the_end(history: &History, len: u64) -> Result<String> {
     let mut parts = Vec::new();
     if next.lines_end > acked {
         parts.push(format!(
-            "{} bytes of whole lines, which the next writer takes as events{}",
+            "{} bytes of whole lines, which the next writer keeps if they are events that \
+             follow{} and refuses the log at the first that is not (verify checks them)",
             next.lines_end - acked,
-            if next.completes_last {
+            if next.completes.is_some() {
                 " (adding the last one's newline)"
             } else {
                 ""

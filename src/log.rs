@@ -581,13 +581,26 @@ impl EventLogBuilder {
 /// to cover the archive, the active log (open as `file`) checked against
 /// what its writer acknowledged, then its torn tail repaired, and the
 /// history read from them, every line past what was acknowledged checked.
+///
+/// Whatever refuses the files is found before the repair writes: the
+/// history is read first from the lines it keeps that end in a newline.
 fn open_history(paths: Paths, file: &File, id: u64) -> Result<History> {
     rotation::recover(&paths)?;
     let archive = History::open_archive(&paths)?;
     let found = file.metadata().at(&paths.log)?.len();
-    let kept = tail::next_open(&paths.log, 0, found)?.repaired_len();
-    let acked = publish::check_kept(&paths.dir, &paths.log, archive.1.events(), (found, kept))?;
+    let next = tail::next_open(&paths.log, 0, found)?;
+    let kept = (found, next.repaired_len());
+    let acked = publish::check_kept(&paths.dir, &paths.log, archive.1.events(), kept)?;
+    let whole = next.whole_end();
+    let history = History::open(paths.clone(), whole, archive.clone(), id)?;
+    if let Some(acked) = acked.filter(|&acked| acked < whole) {
+        history.check_lines_from(acked)?;
+    }
     let len = tail::repair(file, &paths.log, &paths.torn)?;
+    if len == whole {
+        return Ok(history);
+    }
+    // A last event whose newline was added: read again with it.
     let history = History::open(paths, len, archive, id)?;
     if let Some(acked) = acked.filter(|&acked| acked < len) {
         history.check_lines_from(acked)?;

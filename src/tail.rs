@@ -47,11 +47,11 @@ fn plan(reader: &mut File, len: u64) -> io::Result<Repair> {
 /// first `acked` (see [`repair`]), as [`next_open`] tells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct NextOpen {
-    /// Where the whole lines it keeps end: `acked` if it keeps none past
-    /// them.
+    /// Where the lines it keeps end: `acked` if it keeps none past them.
     pub(crate) lines_end: u64,
-    /// Whether the last of those lines lacks its newline, which it adds.
-    pub(crate) completes_last: bool,
+    /// Where the last of those lines starts, if it lacks its newline,
+    /// which the writer adds (the line is a whole event).
+    pub(crate) completes: Option<u64>,
     /// The bytes it moves into `app.jsonl.torn`: from where to the end,
     /// and what they are.
     pub(crate) cut: Option<(u64, &'static str)>,
@@ -60,7 +60,12 @@ pub(crate) struct NextOpen {
 impl NextOpen {
     /// The log's length once the writer has repaired it.
     pub(crate) fn repaired_len(&self) -> u64 {
-        self.lines_end + u64::from(self.completes_last)
+        self.lines_end + u64::from(self.completes.is_some())
+    }
+
+    /// Where the lines that end in a newline end, before the repair.
+    pub(crate) fn whole_end(&self) -> u64 {
+        self.completes.unwrap_or(self.lines_end)
     }
 }
 
@@ -68,17 +73,17 @@ impl NextOpen {
 /// long, of which a writer acknowledged `acked`, writing nothing.
 pub(crate) fn next_open(log_path: &Path, acked: u64, len: u64) -> Result<NextOpen> {
     let mut reader = File::open(log_path).at(log_path)?;
-    let (lines_end, completes_last, cut) = match plan(&mut reader, len).at(log_path)? {
-        Repair::Whole => (len, false, None),
-        Repair::AddNewline { .. } => (len, true, None),
+    let (lines_end, completes, cut) = match plan(&mut reader, len).at(log_path)? {
+        Repair::Whole => (len, None, None),
+        Repair::AddNewline { line } => (len, Some(line), None),
         Repair::Cut { keep, what } => {
             let keep = keep.max(acked);
-            (keep, false, Some((keep, what)))
+            (keep, None, Some((keep, what)))
         }
     };
     Ok(NextOpen {
         lines_end,
-        completes_last,
+        completes,
         cut,
     })
 }

@@ -331,12 +331,12 @@ fn verify_active_log(
 }
 
 /// The lines of `app.jsonl` past the acknowledged end, while no writer
-/// has the directory open: the next writer takes the whole lines there as
-/// events of the log (completing a last one that lacks its newline), and
-/// moves a torn tail aside (see [`tail::next_open`]). So the whole lines
-/// are checked as events that follow the acknowledged ones, each one that
-/// fails a problem; a torn tail is not one (nothing acknowledged was in
-/// it).
+/// has the directory open: the next writer checks the whole lines there
+/// as events that follow the acknowledged ones and keeps them (completing
+/// a last one that lacks its newline) or refuses the log at the first
+/// that fails, and moves a torn tail aside (see [`tail::next_open`]). So
+/// they are checked the same way here, each one that fails a problem; a
+/// torn tail is not one (nothing acknowledged was in it).
 fn verify_beyond(history: &History, report: &mut Verification) -> Result<()> {
     let path = &history.paths.log;
     let len = durable::file_len(path)?;
@@ -349,7 +349,7 @@ fn verify_beyond(history: &History, report: &mut Verification) -> Result<()> {
     while offset < next.lines_end {
         let mut file = File::open(path).at(path)?;
         file.seek(io::SeekFrom::Start(offset)).at(path)?;
-        let newline: &[u8] = if next.completes_last { b"\n" } else { b"" };
+        let newline: &[u8] = if next.completes.is_some() { b"\n" } else { b"" };
         let bytes = file.take(next.lines_end - offset).chain(newline);
         let mut lines = Lines::new(
             BufReader::with_capacity(READ_BUF, bytes),
@@ -376,8 +376,8 @@ fn verify_beyond(history: &History, report: &mut Verification) -> Result<()> {
         let mut problem = Problem::from_error(e, seq)?;
         problem.detail = format!(
             "{}; the line is past the {} bytes its writer acknowledged, and the next writer to \
-             open the log takes it as an event (remove it, and the lines after it, if eventfold \
-             did not write them)",
+             open the log refuses it there (remove it, and the lines after it, if eventfold did \
+             not write them)",
             problem.detail, history.len
         );
         offset = next_line_start(path, problem.offset, next.lines_end)?.unwrap_or(next.lines_end);

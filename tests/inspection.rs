@@ -377,9 +377,9 @@ fn verify_and_inspect_judge_lines_past_the_acknowledged_end_as_the_writer_does()
         .unwrap()
         .pending;
     assert!(
-        pending[0]
-            .what
-            .contains("8 bytes of whole lines, which the next writer takes as events"),
+        pending[0].what.contains(
+            "8 bytes of whole lines, which the next writer keeps if they are events that follow"
+        ),
         "{pending:?}"
     );
 

@@ -297,6 +297,8 @@ fn lines_past_the_acknowledged_end_are_checked_on_open() {
         } else {
             forget_acknowledged(dir.path());
         }
+        // A torn tail after it, which the open would otherwise cut.
+        append_bytes(&active(dir.path()), b"{\"type\":\"to");
         let before = dir_contents(dir.path());
         let err = builder_with_views(dir.path()).open().expect_err("opened");
         assert!(
@@ -306,6 +308,35 @@ fn lines_past_the_acknowledged_end_are_checked_on_open() {
         );
         assert_eq!(dir_contents(dir.path()), before, "record {with_record}");
     }
+}
+
+/// Events past the acknowledged end must follow the acknowledged ones:
+/// numbers that leave a gap (events 10 and 11 after events 0 to 2) are
+/// refused at the first of them, before anything is appended after them.
+#[test]
+fn a_gap_past_the_acknowledged_end_is_refused() {
+    let dir = refreshed_log(0..3);
+    let bad_at = file_size(&active(dir.path()));
+    for n in [10, 11] {
+        let line = format!("{}\n", stored_line(&numbered(n), n));
+        append_bytes(&active(dir.path()), line.as_bytes());
+    }
+    let before = dir_contents(dir.path());
+    let err = builder_with_views(dir.path()).open().expect_err("opened");
+    assert!(
+        matches!(&err, Error::Corrupt { path, offset, .. }
+            if *path == active(dir.path()) && *offset == bad_at),
+        "{err}"
+    );
+    assert_eq!(dir_contents(dir.path()), before);
+    // The right numbers are taken.
+    let mut bytes = fs::read(active(dir.path())).unwrap();
+    bytes.truncate(bad_at as usize);
+    for n in [3, 4] {
+        bytes.extend_from_slice(format!("{}\n", stored_line(&numbered(n), n)).as_bytes());
+    }
+    fs::write(active(dir.path()), bytes).unwrap();
+    assert_eq!(open_with_views(dir.path()).next_seq(), 5);
 }
 
 /// A log rotated three times, closed, with its archive then damaged by
