@@ -587,7 +587,11 @@ impl EventReader {
             // lost events, unless all it lost is the last newline, which
             // the next writer puts back (see `publish::check_kept`).
             (None, Reading::Committed(c)) if c.base == base && file_len < c.len => {
-                if tail::next_open(&paths.log, 0, file_len)?.repaired_len() < c.len {
+                let repaired = match &file {
+                    Some(_) => tail::next_open(&paths.log, 0, file_len)?.repaired_len(),
+                    None => 0,
+                };
+                if repaired < c.len {
                     let record = paths.dir.join(COMMITTED_FILE);
                     let what = "the log ends here";
                     return Err(publish::missing(&record, &paths.log, file_len, c.len, what));

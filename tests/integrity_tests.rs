@@ -8,7 +8,7 @@ use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 
 use common::*;
-use eventfold::{Error, EventLog};
+use eventfold::{Error, EventLog, EventReader};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -663,4 +663,29 @@ fn what_a_writer_may_cut_still_opens() {
     forget_acknowledged(dir.path());
     fs::create_dir(data_file(dir.path(), COMMITTED)).unwrap();
     assert_eq!(open_with_views(dir.path()).next_seq(), 6);
+}
+
+/// `app.jsonl` deleted while its writer's record says it held events: the
+/// writer's open and readers report the loss at byte 0, rather than
+/// starting an empty log after the archive.
+#[test]
+fn a_deleted_active_log_is_reported() {
+    let dir = refreshed_log(0..3);
+    fs::remove_file(active(dir.path())).unwrap();
+    let read = EventReader::open(dir.path()).unwrap().next_seq();
+    match read {
+        Err(Error::Corrupt { path, offset, .. }) => {
+            assert_eq!((path, offset), (active(dir.path()), 0));
+        }
+        other => panic!("a reader read a deleted log: {other:?}"),
+    }
+    let err = builder_with_views(dir.path()).open().expect_err("opened");
+    assert!(
+        matches!(&err, Error::Corrupt { path, offset: 0, .. } if *path == active(dir.path())),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("acknowledged events are missing"),
+        "{err}"
+    );
 }
