@@ -559,11 +559,10 @@ const CUTS: [(&str, Cut, u64); 4] = [
     ),
     (
         "its end zeroed",
-        |path, len, last| {
+        |path, _, last| {
             let mut bytes = fs::read(path).unwrap();
             bytes[last as usize..].fill(0);
             fs::write(path, bytes).unwrap();
-            let _ = len;
             last
         },
         4,
@@ -631,9 +630,9 @@ fn acknowledged_events_cut_from_the_log_are_reported() {
 }
 
 /// What the writer may cut is not mistaken for a loss: a torn tail after
-/// the acknowledged end (a crash in an append), bytes appended by hand
-/// that form a whole event, and a log the record does not describe (one
-/// rotation later, or a record from another directory).
+/// the acknowledged end (a crash in an append); and a record that does
+/// not describe the log (written before a rotation, damaged, or a
+/// directory in its place) says nothing.
 #[test]
 fn what_a_writer_may_cut_still_opens() {
     let dir = refreshed_log(0..4);
