@@ -35,6 +35,20 @@ fn writer(dir: &Path, n: u64, done: Arc<AtomicBool>) -> thread::JoinHandle<()> {
     })
 }
 
+/// Kills `server` three times, each time for a moment, in a thread that
+/// gives it back at the end.
+fn restart_three_times(mut server: Server) -> thread::JoinHandle<Server> {
+    thread::spawn(move || {
+        for _ in 0..3 {
+            thread::sleep(Duration::from_millis(400));
+            server.kill();
+            thread::sleep(Duration::from_millis(300));
+            server.start();
+        }
+        server
+    })
+}
+
 /// Runs the replicator until it has published all `n` events; its summary.
 async fn replicate(dir: &Path, target: Target, n: u64) -> (eventfold_nats::Summary, u64) {
     let scratch = tempfile::tempdir().unwrap(); // the cursor lives outside the data directory
@@ -61,22 +75,13 @@ async fn replicate(dir: &Path, target: Target, n: u64) -> (eventfold_nats::Summa
 #[tokio::test]
 async fn a_server_killed_and_restarted_during_replication_loses_nothing() {
     let n = 20_000;
-    let mut server = Server::single();
+    let server = Server::single();
     let url = server.url();
     let data = tempfile::tempdir().unwrap();
     let done = Arc::new(AtomicBool::new(false));
     let writer = writer(data.path(), n, done.clone());
-    // Kill the server three times, each time for a moment, while the
-    // writer appends and the replicator publishes.
-    let chaos = thread::spawn(move || {
-        for _ in 0..3 {
-            thread::sleep(Duration::from_millis(400));
-            server.kill();
-            thread::sleep(Duration::from_millis(300));
-            server.start();
-        }
-        server
-    });
+    // While the writer appends and the replicator publishes.
+    let chaos = restart_three_times(server);
     let (summary, _) = replicate(data.path(), Target::new(&url, "faults"), n).await;
     let _server = chaos.join().unwrap();
     writer.join().unwrap();
@@ -194,7 +199,7 @@ fn snapshot_seq(views: &Path, name: &str) -> Option<u64> {
 #[tokio::test]
 async fn a_mirror_and_a_stream_view_follow_through_server_restarts() {
     let n = 10_000;
-    let mut server = Server::single();
+    let server = Server::single();
     let url = server.url();
     let data = tempfile::tempdir().unwrap();
     let standby = tempfile::tempdir().unwrap();
@@ -231,15 +236,7 @@ async fn a_mirror_and_a_stream_view_follow_through_server_restarts() {
     let writer = writer(data.path(), n, done.clone());
     let dir = data.path().to_owned();
     let replicating = tokio::spawn(async move { replicate(&dir, target, n).await });
-    let chaos = thread::spawn(move || {
-        for _ in 0..3 {
-            thread::sleep(Duration::from_millis(400));
-            server.kill();
-            thread::sleep(Duration::from_millis(300));
-            server.start();
-        }
-        server
-    });
+    let chaos = restart_three_times(server);
     let (summary, _) = replicating.await.unwrap();
     let _server = chaos.join().unwrap();
     writer.join().unwrap();
